@@ -1,0 +1,27 @@
+# saliency-audit: are saliency maps of chest-radiograph classifiers trustworthy for localization?
+# Arun et al., Radiology: AI 2021, reproduced end to end. Data flows one way:
+# raw data -> shards -> models -> maps -> scores -> statistics -> report.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/saliency.smk"
+include: "rules/criteria.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True

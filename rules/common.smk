@@ -1,0 +1,57 @@
+# Config validation, input functions and the target list. Cheap at parse time: no TensorFlow,
+# no globbing of image folders; shard lists come from the manifest checkpoint.
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from saliency_audit import plan  # noqa: E402
+from saliency_audit.config import check_config  # noqa: E402
+
+validate(config, "../schemas/config.schema.yaml")
+check_config(config)
+
+DATASETS = list(config["datasets"])
+RESULTS = "results"
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    split="train|val|test",
+    shard=r"\d{3}",
+    model=r"[a-z0-9]+(-shuffled)?_\d+",
+
+
+def manifest(dataset):
+    """The manifest of a dataset (waits for the manifest checkpoint)."""
+    path = checkpoints.manifest.get(dataset=dataset).output.manifest
+    return pd.read_csv(path, dtype={"image_id": str})
+
+
+def shards(dataset, split):
+    m = manifest(dataset)
+    return [f"{s:03d}" for s in sorted(m.loc[m["split"] == split, "shard"].unique())]
+
+
+def shard_files(dataset, split):
+    return expand(
+        f"{RESULTS}/{{dataset}}/data/shards/{{split}}_{{shard}}.npz",
+        dataset=dataset,
+        split=split,
+        shard=shards(dataset, split),
+    )
+
+
+def data_targets(wildcards):
+    return [f for ds in DATASETS for split in ("train", "val", "test") for f in shard_files(ds, split)]
+
+
+def all_targets(wildcards):
+    targets = data_targets(wildcards)
+    for name in ("model_targets", "saliency_targets", "criteria_targets", "report_targets"):
+        if name in globals():
+            targets += globals()[name](wildcards)
+    return targets

@@ -1,0 +1,1 @@
+# criteria stage (being written)

@@ -1,0 +1,43 @@
+# Data stage: a manifest (checkpoint: splits and shards are known only after the labels are read)
+# and one shard file of preprocessed images + ground truth per (split, shard).
+
+
+checkpoint manifest:
+    output:
+        manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
+    params:
+        dataset=lambda wc: config["datasets"][wc.dataset],
+        split=config["split"],
+        shards=config["shards"],
+        seed=config["seed"],
+        code=plan.package_hash("data"),
+    log:
+        "logs/{dataset}/data/manifest.log",
+    benchmark:
+        "benchmarks/out/{dataset}/data/manifest.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../workflow_scripts/manifest.py"
+
+
+rule shard:
+    input:
+        manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
+    output:
+        shard=f"{RESULTS}/{{dataset}}/data/shards/{{split}}_{{shard}}.npz",
+    params:
+        dataset=lambda wc: config["datasets"][wc.dataset],
+        image_size=config["image_size"],
+        seed=config["seed"],
+        code=plan.package_hash("data"),
+    log:
+        "logs/{dataset}/data/shard_{split}_{shard}.log",
+    benchmark:
+        "benchmarks/out/{dataset}/data/shard_{split}_{shard}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../workflow_scripts/shard.py"

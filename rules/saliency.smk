@@ -1,0 +1,1 @@
+# saliency stage (being written)

@@ -1,0 +1,130 @@
+"""Manifest and shards: the one output shape of every data source.
+
+Manifest CSV: ``image_id, split, label, has_finding, shard, source`` (see :mod:`saliency_audit.io`).
+Shard ``{split}_{shard:03d}.npz``: ``ids`` (str), ``images`` (uint8, N x S x S, grayscale),
+``masks`` (uint8 0/1, N x S x S), ``labels`` (int8), ``has_finding`` (bool), ``boxes`` (float32,
+M x 5: image index in shard, x, y, width, height in pixels of the S x S image).
+
+Images are stored as 8-bit grayscale at ``image_size``; :func:`to_model_input` applies the released
+code's scaling (x / 127.5 - 1, copied to 3 channels) when a model reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from skimage.transform import resize
+
+from .. import io
+from ..errors import InputError
+from ..plan import derive_seed
+from .base import RECORD_COLUMNS, Sample, get_source
+from .splits import read_split_file, stratified_split
+
+log = logging.getLogger(__name__)
+
+
+def build_manifest(name: str, config: dict) -> pd.DataFrame:
+    """Records of dataset ``name`` with split and shard assigned (no pixels read)."""
+    ds = config["datasets"][name]
+    rec = get_source(name, config).records()
+    missing = [c for c in RECORD_COLUMNS if c not in rec.columns]
+    if missing:
+        raise InputError(f"dataset {name!r}: source returned no columns {missing}")
+    if rec.empty:
+        raise InputError(f"dataset {name!r}: no images left after reading and filtering the labels")
+    dup = rec["image_id"].duplicated()
+    if dup.any():
+        raise InputError(f"dataset {name!r}: image id {rec['image_id'][dup].iloc[0]!r} appears twice")
+    rec = rec.sort_values("image_id", kind="stable").reset_index(drop=True)
+    if ds.get("split_file"):
+        split = read_split_file(ds["split_file"], rec["image_id"])
+    else:
+        fractions = config.get("split", {}).get("fractions", [0.81, 0.09, 0.10])
+        split = stratified_split(rec["image_id"], rec["label"], fractions, derive_seed(config.get("seed", 2021), name, "split"))
+    rec["split"] = split.loc[rec["image_id"]].values
+    size = config.get("shards", {}).get("size", 256)
+    rec["shard"] = 0
+    for s in io.SPLITS:
+        sel = rec["split"] == s
+        rec.loc[sel, "shard"] = np.arange(sel.sum()) // size
+    rec["label"] = rec["label"].astype(int)
+    rec["has_finding"] = rec["has_finding"].astype(bool)
+    return rec[io.MANIFEST_COLUMNS]
+
+
+def shard_ids(manifest: pd.DataFrame, split: str) -> list[int]:
+    return sorted(manifest.loc[manifest["split"] == split, "shard"].unique().tolist())
+
+
+def preprocess(sample: Sample, size: int, image_id: str = "?"):
+    """Resize one sample to ``size`` x ``size``.
+
+    Returns (image uint8, mask uint8 0/1, boxes float32 k x 4 in the new pixel grid). Images are
+    resized with anti-aliased bilinear interpolation, masks with nearest neighbour, boxes scaled
+    (Arun et al.: masks and boxes resized with the image).
+    """
+    img = np.asarray(sample.image, dtype=np.float64)
+    if img.ndim != 2:
+        raise InputError(f"image {image_id}: expected a 2-D grayscale image, got shape {img.shape}")
+    mask = np.asarray(sample.mask)
+    if mask.shape != img.shape:
+        raise InputError(f"image {image_id}: mask shape {mask.shape} does not match image shape {img.shape}")
+    h, w = img.shape
+    out = resize(img, (size, size), order=1, anti_aliasing=True, preserve_range=True)
+    out = np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+    m = resize(mask.astype(np.uint8), (size, size), order=0, anti_aliasing=False, preserve_range=True)
+    boxes = np.asarray(sample.boxes, np.float32).reshape(-1, 4)
+    if len(boxes):
+        scale = np.array([size / w, size / h, size / w, size / h], np.float32)
+        boxes = boxes * scale
+        m = np.maximum(m, box_mask(boxes, size))
+    return out, (m > 0).astype(np.uint8), boxes
+
+
+def box_mask(boxes, size: int) -> np.ndarray:
+    """Union of boxes (x, y, w, h in pixels) as a size x size 0/1 mask (pixel centres inside)."""
+    m = np.zeros((size, size), np.uint8)
+    for x, y, w, h in np.asarray(boxes, float).reshape(-1, 4):
+        x0, y0 = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+        x1, y1 = int(np.ceil(x + w - 0.5)), int(np.ceil(y + h - 0.5))
+        m[max(y0, 0) : max(min(y1, size), 0), max(x0, 0) : max(min(x1, size), 0)] = 1
+    return m
+
+
+def build_shard(name: str, config: dict, manifest: pd.DataFrame, split: str, shard: int, progress=None) -> dict:
+    """Load, check and preprocess the images of one shard; returns the shard's arrays."""
+    size = config["datasets"][name].get("image_size", config.get("image_size", 320))
+    rows = manifest[(manifest["split"] == split) & (manifest["shard"] == shard)]
+    if rows.empty:
+        raise InputError(f"dataset {name!r}: shard {split}_{shard:03d} has no images in the manifest")
+    source = get_source(name, config)
+    images, masks, boxes = [], [], []
+    it = rows.itertuples(index=False)
+    if progress is not None:
+        it = progress(it, total=len(rows), desc=f"{name} {split}_{shard:03d}", unit="img")
+    for i, r in enumerate(it):
+        img, m, b = preprocess(source.load(r.image_id), size, r.image_id)
+        if r.has_finding and not m.any():
+            raise InputError(f"{r.source}: image {r.image_id} is labelled with a finding but its mask/boxes are empty at {size} px")
+        if not r.has_finding and m.any():
+            raise InputError(f"{r.source}: image {r.image_id} is labelled without a finding but has a mask/boxes")
+        images.append(img)
+        masks.append(m)
+        boxes += [[i, *bb] for bb in b]
+    return {
+        "ids": rows["image_id"].to_numpy(dtype=str),
+        "images": np.stack(images),
+        "masks": np.stack(masks),
+        "labels": rows["label"].to_numpy(np.int8),
+        "has_finding": rows["has_finding"].to_numpy(bool),
+        "boxes": np.asarray(boxes, np.float32).reshape(-1, 5),
+    }
+
+
+def to_model_input(images_uint8: np.ndarray) -> np.ndarray:
+    """Released code's preprocessing: x / 127.5 - 1, grayscale copied to 3 channels (float32)."""
+    x = images_uint8.astype(np.float32) / 127.5 - 1.0
+    return np.repeat(x[..., None], 3, axis=-1)

@@ -1,0 +1,73 @@
+"""Train/val/test splits: stratified and seeded, or read from a published split file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from ..errors import InputError
+
+
+def stratified_split(ids, labels, fractions=(0.81, 0.09, 0.10), seed=0) -> pd.Series:
+    """Assign train/val/test stratified by label (sklearn ``train_test_split`` twice).
+
+    The paper split 81:9:10 stratified by label (SIIM 8646/961/1068). Returns a Series indexed
+    by image id. Classes too small to stratify fall back to an unstratified split.
+    """
+    ids = np.asarray(ids)
+    labels = np.asarray(labels)
+    fr = np.asarray(fractions, float) / np.sum(fractions)
+    n = len(ids)
+    n_test = max(1, int(round(fr[2] * n)))
+    n_val = max(1, int(round(fr[1] * n)))
+    if n_test + n_val >= n:
+        raise InputError(f"{n} images are too few for a train/val/test split with fractions {list(fractions)}")
+
+    def split(x, y, size, seed):
+        strat = y if np.min(np.unique(y, return_counts=True)[1]) >= 2 and len(np.unique(y)) > 1 else None
+        try:
+            return train_test_split(x, y, test_size=size, random_state=seed, stratify=strat)
+        except ValueError:
+            return train_test_split(x, y, test_size=size, random_state=seed, stratify=None)
+
+    rest_x, test_x, rest_y, _ = split(ids, labels, n_test, seed)
+    train_x, val_x, _, _ = split(rest_x, rest_y, n_val, seed + 1)
+    out = pd.Series("train", index=pd.Index(ids, name="image_id"), name="split")
+    out[val_x] = "val"
+    out[test_x] = "test"
+    return out
+
+
+def read_split_file(path, ids) -> pd.Series:
+    """Splits from a published file (``Image_ID, Split``; an unnamed index column is ignored).
+
+    Image ids are matched with and without a file extension (the RSNA file lists ``<id>.png``).
+    Every image must appear in the file; ids in the file without an image are ignored (the paper's
+    files cover the filtered datasets).
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype=str)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot read split file ({exc})") from exc
+    missing_cols = {"Image_ID", "Split"} - set(df.columns)
+    if missing_cols:
+        raise InputError(f"{path}: split file needs columns Image_ID, Split; missing {sorted(missing_cols)}")
+    bad = ~df["Split"].isin(["train", "val", "test"])
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{path}: row {row + 2}: Split {df['Split'].iloc[row]!r} is not train/val/test")
+    keys = df["Image_ID"].str.replace(r"\.(png|jpg|jpeg|dcm)$", "", regex=True, case=False)
+    mapping = pd.Series(df["Split"].values, index=keys.values)
+    mapping = mapping[~mapping.index.duplicated()]
+    ids = pd.Index(ids, name="image_id")
+    absent = ids.difference(mapping.index)
+    if len(absent):
+        raise InputError(
+            f"{path}: {len(absent)} images have no split, e.g. {list(absent[:3])}; "
+            "the split file must list every image of the dataset"
+        )
+    return pd.Series(mapping.loc[ids].values, index=ids, name="split")

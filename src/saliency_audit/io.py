@@ -1,0 +1,95 @@
+"""Atomic file writing and the on-disk formats shared by every stage.
+
+Every output is written to a temporary file beside its destination and moved into place with
+``os.replace`` (atomic on POSIX), so a killed job never leaves a half-written file under its final
+name. Readers check the keys they need and report a truncated/corrupt file by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ShardError
+
+#: Columns of the manifest CSV, in order.
+MANIFEST_COLUMNS = ["image_id", "split", "label", "has_finding", "shard", "source"]
+#: Arrays in every data shard file.
+SHARD_KEYS = ("ids", "images", "masks", "labels", "has_finding", "boxes")
+SPLITS = ("train", "val", "test")
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{''.join(path.suffixes)}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_npz(path, **arrays):
+    """Write a compressed ``.npz`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+def read_npz(path, required=()):
+    """Read every array of an ``.npz`` into memory, checking ``required`` keys are present.
+
+    Raises
+    ------
+    ShardError
+        When the file is missing, truncated, corrupt or lacks a required key.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ShardError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        raise ShardError(f"{path}: truncated or corrupt npz file ({exc})") from exc
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ShardError(f"{path}: missing arrays {missing}; has {sorted(data)}")
+    return data
+
+
+def write_json(path, obj):
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def write_csv(path, df, **kwargs):
+    """Write a pandas DataFrame as CSV atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, **kwargs)
+
+
+def shard_name(split, shard):
+    return f"{split}_{int(shard):03d}"
+
+
+def read_shard(path):
+    """Read a data shard (see :data:`SHARD_KEYS`)."""
+    return read_npz(path, required=SHARD_KEYS)

@@ -1,0 +1,112 @@
+"""What a configuration asks for: datasets' tasks, model ids, seeds, randomization states.
+
+Pure Python with no TensorFlow import: the Snakefile calls it at parse time on every cluster job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+CLASSIFIERS = ("inceptionv3", "densenet121")
+LOCALIZER_FOR_TASK = {"segmentation": "unet", "detection": "retinanet"}
+TASK_OF_KIND = {"siim": "segmentation", "rsna": "detection"}
+#: InceptionV3 blocks from the top, as re-initialised by the cascading randomization test.
+INCEPTION_CASCADE = ["logits"] + [f"mixed{i}" for i in range(10, 0, -1)]
+INCEPTION_STEM = "stem"
+#: The classifier whose maps are audited for randomization, repeatability and reproducibility.
+PRIMARY = "inceptionv3_1"
+
+
+def derive_seed(base: int, *keys) -> int:
+    """A stable 31-bit seed from the top-level seed and any keys (same inputs, same seed)."""
+    text = ":".join([str(int(base))] + [str(k) for k in keys])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def task(ds_cfg: dict) -> str:
+    """segmentation or detection, from the kind (siim/rsna) or the dataset's own ``task``."""
+    if ds_cfg["kind"] in TASK_OF_KIND:
+        return TASK_OF_KIND[ds_cfg["kind"]]
+    return ds_cfg.get("task", "segmentation")
+
+
+def localizer(ds_cfg: dict) -> str:
+    return LOCALIZER_FOR_TASK[task(ds_cfg)]
+
+
+def model_ids(config: dict, dataset: str) -> list[str]:
+    """All trained model ids of a dataset: ``{arch}_{replicate}`` (replicates count from 1)."""
+    models = config.get("models", {})
+    ids = []
+    for arch in CLASSIFIERS:
+        ids += [f"{arch}_{r}" for r in range(1, models.get(arch, {}).get("replicates", 0) + 1)]
+    if models.get("label_shuffled"):
+        ids.append("inceptionv3-shuffled_1")
+    loc = localizer(config["datasets"][dataset])
+    ids += [f"{loc}_{r}" for r in range(1, models.get(loc, {}).get("replicates", 0) + 1)]
+    return ids
+
+
+def arch_of(model_id: str) -> str:
+    """``inceptionv3-shuffled_1`` -> ``inceptionv3``."""
+    return model_id.rsplit("_", 1)[0].split("-")[0]
+
+
+def is_classifier(model_id: str) -> bool:
+    return arch_of(model_id) in CLASSIFIERS
+
+
+def model_seed(config: dict, dataset: str, model_id: str) -> int:
+    """Replicate seed: an explicit ``models.<arch>.seeds[r-1]`` or one derived from ``seed``."""
+    arch = arch_of(model_id)
+    rep = int(model_id.rsplit("_", 1)[1])
+    seeds = config.get("models", {}).get(arch, {}).get("seeds") or []
+    if "-shuffled" not in model_id and len(seeds) >= rep:
+        return int(seeds[rep - 1])
+    return derive_seed(config.get("seed", 2021), dataset, model_id)
+
+
+def randomization_states(config: dict) -> list[str]:
+    """Model states of the primary InceptionV3 beyond ``original``.
+
+    ``cascade-<block>`` re-initialises that block and every block above it (Adebayo et al. 2018;
+    Arun et al. 2021); ``indep-<block>`` re-initialises that block alone.
+    """
+    rnd = config.get("randomization", {})
+    blocks = INCEPTION_CASCADE + ([INCEPTION_STEM] if rnd.get("cascade_to_stem") else [])
+    states = []
+    if rnd.get("cascade", True):
+        states += [f"cascade-{b}" for b in blocks]
+    if rnd.get("independent"):
+        states += [f"indep-{b}" for b in blocks]
+    return states
+
+
+def fully_randomized_state(config: dict) -> str | None:
+    """The last cascade state (everything re-initialised), or None without a cascade."""
+    states = [s for s in randomization_states(config) if s.startswith("cascade-")]
+    return states[-1] if states else None
+
+
+def map_models(config: dict, dataset: str) -> list[tuple[str, str]]:
+    """(model_id, state) pairs that get saliency maps."""
+    pairs = []
+    for mid in model_ids(config, dataset):
+        if is_classifier(mid):
+            pairs.append((mid, "original"))
+    if PRIMARY in model_ids(config, dataset):
+        pairs += [(PRIMARY, s) for s in randomization_states(config)]
+    return pairs
+
+
+def package_hash(subpackage: str) -> str:
+    """Hash of a subpackage's source: a rule's params carry it so code changes rerun the rule."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    files = sorted((root / subpackage).rglob("*.py")) if (root / subpackage).is_dir() else []
+    files += [root / f for f in ("io.py", "plan.py", "errors.py")]
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
