@@ -23,5 +23,5 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        all_targets,
+        ALL_TARGETS,
     default_target: True

@@ -1,6 +1,7 @@
 # Config validation, input functions and the target list. Cheap at parse time: no TensorFlow,
 # no globbing of image folders; shard lists come from the manifest checkpoint.
 
+import functools
 import sys
 from pathlib import Path
 
@@ -45,13 +46,18 @@ def shard_files(dataset, split):
     )
 
 
-def data_targets(wildcards):
-    return [f for ds in DATASETS for split in ("train", "val", "test") for f in shard_files(ds, split)]
+def data_targets(dataset):
+    return [f for split in ("train", "val", "test") for f in shard_files(dataset, split)]
 
 
-def all_targets(wildcards):
-    targets = data_targets(wildcards)
+def dataset_targets(dataset, wildcards):
+    """Every final output of one dataset; each stage's .smk adds a `<stage>_targets(dataset)`."""
+    targets = data_targets(dataset)
     for name in ("model_targets", "saliency_targets", "criteria_targets", "report_targets"):
         if name in globals():
-            targets += globals()[name](wildcards)
+            targets += globals()[name](dataset)
     return targets
+
+
+# One input function per dataset, so the dry run shows every dataset's manifest checkpoint.
+ALL_TARGETS = [functools.partial(dataset_targets, ds) for ds in DATASETS]
