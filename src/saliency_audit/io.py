@@ -93,3 +93,13 @@ def shard_name(split, shard):
 def read_shard(path):
     """Read a data shard (see :data:`SHARD_KEYS`)."""
     return read_npz(path, required=SHARD_KEYS)
+
+
+def map_image_index(shard: dict, images: str = "with_finding"):
+    """Indices of a test shard's images that get maps (``saliency.images``: with_finding | all).
+
+    Saliency maps and localizer maps are stored for exactly these images, in shard order.
+    """
+    if images == "all":
+        return np.arange(len(shard["ids"]))
+    return np.flatnonzero(np.asarray(shard["has_finding"], bool))
