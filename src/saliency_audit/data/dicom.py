@@ -66,13 +66,14 @@ def read_image(path) -> np.ndarray:
 def read_dicom(path) -> np.ndarray:
     """Read a single-frame grayscale DICOM as a display-ready float64 (H, W) array in [0, 1].
 
-    Steps (DICOM PS3.4 N.2.1, pydicom's ``apply_modality_lut`` and ``apply_voi_lut``):
+    Steps (DICOM PS3.4 N.2.1; pydicom's ``apply_modality_lut`` and ``apply_windowing``):
 
     1. stored values (decoded from compressed transfer syntaxes by pydicom's decoders);
     2. modality LUT sequence, or rescale slope/intercept;
-    3. VOI LUT sequence if present, else window centre/width (the first of several); the result is
-       scaled from the VOI output range (window: PS3.3 C.11.2.1.2 output range; LUT: the LUT's
-       lowest and highest entries) to [0, 1];
+    3. VOI LUT sequence if present (PS3.3 C.11.2.1.1), else window centre/width (the first of
+       several; LINEAR, LINEAR_EXACT or SIGMOID, PS3.3 C.11.2.1.2-3); the result is scaled from the
+       VOI output range (window: pydicom's output range; LUT: the LUT's lowest and highest
+       entries) to [0, 1];
     4. without a VOI transform: 8-bit images are scaled by their nominal range (stored values
        0..255 through the modality transform; identical to the PNG conversion of the Kaggle
        files), deeper images by their own min and max;
@@ -86,7 +87,7 @@ def read_dicom(path) -> np.ndarray:
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_windowing
 
     path = Path(path)
     with _quiet_pydicom():
@@ -95,7 +96,9 @@ def read_dicom(path) -> np.ndarray:
         except FileNotFoundError:
             raise InputError(f"{path}: DICOM file not found") from None
         except InvalidDicomError:
-            raise InputError(f"{path}: not a DICOM file (no 'DICM' prefix / file meta header); expected a DICOM image") from None
+            raise InputError(
+                f"{path}: not a DICOM file (no 'DICM' prefix / file meta header); expected a DICOM image"
+            ) from None
         except Exception as exc:  # truncated or corrupt headers raise many kinds of errors
             raise InputError(f"{path}: unreadable or corrupt DICOM file ({type(exc).__name__})") from None
         if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
@@ -122,16 +125,14 @@ def read_dicom(path) -> np.ndarray:
             x = apply_modality_lut(arr, ds)
             voi = _has_voi(ds)
             if voi == "lut":
-                x = apply_voi_lut(x.astype(np.int64) if np.issubdtype(x.dtype, np.floating) else x, ds)
-                lut = _voi_lut_values(ds)
-                lo, hi = float(np.min(lut)), float(np.max(lut))
+                x, lo, hi = _apply_voi_lut_sequence(x, ds)
             elif voi == "window":
-                x = apply_voi_lut(x, ds)
-                lo, hi = apply_voi_lut(np.array([-np.inf, np.inf]), ds)
+                x = apply_windowing(x, ds)
+                lo, hi = apply_windowing(np.array([-np.inf, np.inf]), ds)  # the window's output range
             else:
                 lo, hi = _nominal_range(ds, x)
-        except InputError:
-            raise
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
         except Exception as exc:
             raise InputError(f"{path}: invalid modality/VOI LUT attributes ({type(exc).__name__}: {exc})") from None
     x = np.asarray(x, np.float64)
@@ -156,14 +157,28 @@ def _has_voi(ds) -> str | None:
     return None
 
 
-def _voi_lut_values(ds) -> np.ndarray:
-    """The entries of the first VOI LUT (to find its output range)."""
-    from pydicom.pixels import apply_voi
+def _apply_voi_lut_sequence(x, ds):
+    """Apply the first VOI LUT (PS3.3 C.11.2.1.1); returns (values, lowest entry, highest entry).
 
+    Values below the first mapped value take the first entry, values beyond the table the last.
+    Written out here because pydicom 3.0's ``apply_voi`` indexes 8-bit LUTs with a uint8 array,
+    which wraps around for tables of more than 256 entries (valid DICOM).
+    """
     item = ds.VOILUTSequence[0]
-    n = int(item.LUTDescriptor[0]) or 2**16
-    first = int(item.LUTDescriptor[1])
-    return apply_voi(np.arange(first, first + n, dtype=np.int64), ds)
+    n, first, _bits = (int(v) for v in item.LUTDescriptor)
+    n = n or 2**16
+    data = item.LUTData
+    if isinstance(data, (bytes, bytearray)):  # VR OW
+        little = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        little = True if little is None else little.is_little_endian
+        lut = np.frombuffer(bytes(data), dtype="<u2" if little else ">u2")
+    else:
+        lut = np.atleast_1d(np.asarray(data))
+    lut = lut.astype(np.float64)[:n]
+    if len(lut) < n:
+        raise InputError(f"VOI LUT has {len(lut)} entries; its descriptor says {n}")
+    idx = np.clip(np.rint(np.asarray(x, np.float64)).astype(np.int64) - first, 0, n - 1)
+    return lut[idx], float(lut.min()), float(lut.max())
 
 
 def _nominal_range(ds, x) -> tuple[float, float]:

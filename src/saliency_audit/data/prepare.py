@@ -43,7 +43,9 @@ def build_manifest(name: str, config: dict) -> pd.DataFrame:
         split = read_split_file(ds["split_file"], rec["image_id"])
     else:
         fractions = config.get("split", {}).get("fractions", [0.81, 0.09, 0.10])
-        split = stratified_split(rec["image_id"], rec["label"], fractions, derive_seed(config.get("seed", 2021), name, "split"))
+        split = stratified_split(
+            rec["image_id"], rec["label"], fractions, derive_seed(config.get("seed", 2021), name, "split")
+        )
     rec["split"] = split.loc[rec["image_id"]].values
     size = config.get("shards", {}).get("size", 256)
     rec["shard"] = 0
@@ -76,6 +78,13 @@ def preprocess(sample: Sample, size: int, image_id: str = "?"):
     out = resize(img, (size, size), order=1, anti_aliasing=True, preserve_range=True)
     out = np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
     m = resize(mask.astype(np.uint8), (size, size), order=0, anti_aliasing=False, preserve_range=True)
+    if mask.any() and not m.any():
+        # a lesion thinner than the sampling step vanishes under nearest neighbour: keep every
+        # output pixel whose block of input pixels holds lesion (max pooling) so the finding is kept
+        m = max_pool_mask(mask, size)
+        log.warning(
+            "image %s: mask vanished under nearest-neighbour resizing to %d px; max-pooled instead", image_id, size
+        )
     boxes = np.asarray(sample.boxes, np.float32).reshape(-1, 4)
     if len(boxes):
         scale = np.array([size / w, size / h, size / w, size / h], np.float32)
@@ -84,12 +93,30 @@ def preprocess(sample: Sample, size: int, image_id: str = "?"):
     return out, (m > 0).astype(np.uint8), boxes
 
 
+def max_pool_mask(mask, size: int) -> np.ndarray:
+    """``size`` x ``size`` 0/1 mask: output pixel (i, j) is 1 when any input pixel of its block
+    (rows ``floor(i*H/size)`` up to the next block's first row, same for columns) is nonzero."""
+    mask = np.asarray(mask) != 0
+    h, w = mask.shape
+    rows = np.floor(np.arange(size) * h / size).astype(int)
+    cols = np.floor(np.arange(size) * w / size).astype(int)
+    pooled = np.maximum.reduceat(np.maximum.reduceat(mask.astype(np.uint8), rows, axis=0), cols, axis=1)
+    return pooled.astype(np.uint8)
+
+
 def box_mask(boxes, size: int) -> np.ndarray:
-    """Union of boxes (x, y, w, h in pixels) as a size x size 0/1 mask (pixel centres inside)."""
+    """Union of boxes (x, y, w, h in pixels) as a size x size 0/1 mask (pixel centres inside).
+
+    A box too small to contain any pixel centre marks the pixel that contains its own centre, so
+    a positive image never ends up with an empty box mask.
+    """
     m = np.zeros((size, size), np.uint8)
     for x, y, w, h in np.asarray(boxes, float).reshape(-1, 4):
         x0, y0 = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
         x1, y1 = int(np.ceil(x + w - 0.5)), int(np.ceil(y + h - 0.5))
+        if x1 <= x0 or y1 <= y0:
+            cx, cy = int(np.floor(x + w / 2)), int(np.floor(y + h / 2))
+            x0, x1, y0, y1 = cx, cx + 1, cy, cy + 1
         m[max(y0, 0) : max(min(y1, size), 0), max(x0, 0) : max(min(x1, size), 0)] = 1
     return m
 
@@ -108,7 +135,9 @@ def build_shard(name: str, config: dict, manifest: pd.DataFrame, split: str, sha
     for i, r in enumerate(it):
         img, m, b = preprocess(source.load(r.image_id), size, r.image_id)
         if r.has_finding and not m.any():
-            raise InputError(f"{r.source}: image {r.image_id} is labelled with a finding but its mask/boxes are empty at {size} px")
+            raise InputError(
+                f"{r.source}: image {r.image_id} is labelled with a finding but its mask/boxes are empty at {size} px"
+            )
         if not r.has_finding and m.any():
             raise InputError(f"{r.source}: image {r.image_id} is labelled without a finding but has a mask/boxes")
         images.append(img)

@@ -44,25 +44,53 @@ def stratified_split(ids, labels, fractions=(0.81, 0.09, 0.10), seed=0) -> pd.Se
 def read_split_file(path, ids) -> pd.Series:
     """Splits from a published file (``Image_ID, Split``; an unnamed index column is ignored).
 
-    Image ids are matched with and without a file extension (the RSNA file lists ``<id>.png``).
+    The paper's files (``resources/splits/pneumothorax_splits.csv``: SIIM 8646/961/1068 train/val/test;
+    ``pneumonia_splits.csv``: RSNA 12039/1338/1486, ids ``<patientId>.png``) are reproduced exactly.
+    Image ids are matched as written and without a file extension (``.png/.jpg/.jpeg/.dcm``).
     Every image must appear in the file; ids in the file without an image are ignored (the paper's
-    files cover the filtered datasets).
+    files cover the filtered datasets). An id listed twice with different splits is an error.
     """
     path = Path(path)
     try:
         df = pd.read_csv(path, dtype=str)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: split file is empty; expected columns Image_ID, Split") from None
     except (OSError, pd.errors.ParserError) as exc:
         raise InputError(f"{path}: cannot read split file ({exc})") from exc
+    df.columns = [str(c).strip() for c in df.columns]
     missing_cols = {"Image_ID", "Split"} - set(df.columns)
     if missing_cols:
         raise InputError(f"{path}: split file needs columns Image_ID, Split; missing {sorted(missing_cols)}")
-    bad = ~df["Split"].isin(["train", "val", "test"])
+    raw = df["Image_ID"].fillna("").str.strip()
+    split = df["Split"].fillna("").str.strip().str.lower()
+    bad = ~split.isin(["train", "val", "test"]) | (raw == "")
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{path}: row {row + 2}: Split {df['Split'].iloc[row]!r} is not train/val/test")
-    keys = df["Image_ID"].str.replace(r"\.(png|jpg|jpeg|dcm)$", "", regex=True, case=False)
-    mapping = pd.Series(df["Split"].values, index=keys.values)
-    mapping = mapping[~mapping.index.duplicated()]
+        raise InputError(
+            f"{path}: row {row + 2}: Image_ID {df['Image_ID'].iloc[row]!r}, Split {df['Split'].iloc[row]!r}; "
+            "expected an id and one of train/val/test"
+        )
+    stripped = raw.str.replace(r"\.(png|jpg|jpeg|dcm)$", "", regex=True, case=False)
+    ext = (stripped != raw).to_numpy()
+    lines = np.arange(len(df)) + 2
+    table = pd.DataFrame(
+        {
+            "key": np.concatenate([raw.to_numpy(str), stripped.to_numpy(str)[ext]]),
+            "split": np.concatenate([split.to_numpy(str), split.to_numpy(str)[ext]]),
+            "line": np.concatenate([lines, lines[ext]]),
+        }
+    )
+    table = table.sort_values("line", kind="stable")
+    first = table.drop_duplicates("key")
+    clash = table.merge(first, on="key", suffixes=("", "_first"))
+    clash = clash[clash["split"] != clash["split_first"]]
+    if len(clash):
+        c = clash.iloc[0]
+        raise InputError(
+            f"{path}: row {c['line']}: image {c['key']!r} is {c['split']!r} but row {c['line_first']} says "
+            f"{c['split_first']!r}; expected one split per image"
+        )
+    mapping = pd.Series(first["split"].values, index=first["key"].values)
     ids = pd.Index(ids, name="image_id")
     absent = ids.difference(mapping.index)
     if len(absent):
