@@ -1,1 +1,131 @@
-# criteria stage (being written)
+# Criteria stage: per test shard, the tidy scores of each criterion (utility, randomization,
+# repeatability, reproducibility) in results/{dataset}/scores/{criterion}/test_{shard}.csv; gathered
+# per dataset into results/{dataset}/scores/{criterion}.csv, plus the randomization degradation
+# thresholds (need the maps of every test shard) and a summary of means and SDs.
+# Inputs are other stages' files, named by path: maps (rules/saliency.smk), localizer PRED maps
+# and the AVG map (rules/models.smk), test shards (rules/data.smk).
+
+from saliency_audit.metrics import criteria as score_criteria  # noqa: E402
+
+SCORE_SETTINGS = score_criteria.settings(config)
+SCORE_CODE = plan.package_hash("metrics") + "-" + plan.package_hash("saliency")
+
+
+def criteria_targets(dataset):
+    """Gathered score tables of the criteria the config allows, thresholds and summary."""
+    active = score_criteria.active(config, dataset)
+    targets = [f"{RESULTS}/{dataset}/scores/{c}.csv" for c in active]
+    if "randomization" in active:
+        targets.append(f"{RESULTS}/{dataset}/scores/randomization_thresholds.csv")
+    return targets + [f"{RESULTS}/{dataset}/scores/summary.csv"]
+
+
+def score_plan(wildcards):
+    return score_criteria.shard_plan(
+        config, wildcards.dataset, wildcards.criterion, wildcards.shard, results=RESULTS
+    )
+
+
+def score_shard_files(wildcards, criterion=None):
+    return expand(
+        f"{RESULTS}/{{dataset}}/scores/{{criterion}}/test_{{shard}}.csv",
+        dataset=wildcards.dataset,
+        criterion=criterion or wildcards.criterion,
+        shard=shards(wildcards.dataset, "test"),
+    )
+
+
+def threshold_plan(wildcards):
+    return score_criteria.threshold_plan(
+        config, wildcards.dataset, shards(wildcards.dataset, "test"), results=RESULTS
+    )
+
+
+rule score_shard:
+    input:
+        lambda wc: score_criteria.plan_inputs(score_plan(wc)),
+    output:
+        f"{RESULTS}/{{dataset}}/scores/{{criterion}}/test_{{shard}}.csv",
+    log:
+        "logs/{dataset}/scores/{criterion}_test_{shard}.log",
+    benchmark:
+        "benchmarks/out/{dataset}/scores/{criterion}_test_{shard}.tsv"
+    wildcard_constraints:
+        criterion="|".join(score_criteria.CRITERIA),
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    params:
+        plan=score_plan,
+        settings=SCORE_SETTINGS,
+        code=SCORE_CODE,
+    script:
+        "../workflow_scripts/score_shard.py"
+
+
+rule gather_scores:
+    input:
+        score_shard_files,
+    output:
+        f"{RESULTS}/{{dataset}}/scores/{{criterion}}.csv",
+    log:
+        "logs/{dataset}/scores/gather_{criterion}.log",
+    benchmark:
+        "benchmarks/out/{dataset}/scores/gather_{criterion}.tsv"
+    wildcard_constraints:
+        criterion="utility|repeatability|reproducibility",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        code=SCORE_CODE,
+    script:
+        "../workflow_scripts/gather_scores.py"
+
+
+rule gather_randomization:
+    input:
+        scores=lambda wc: score_shard_files(wc, "randomization"),
+        maps=lambda wc: [p for ps in threshold_plan(wc)["methods"].values() for p in ps],
+    output:
+        scores=f"{RESULTS}/{{dataset}}/scores/randomization.csv",
+        thresholds=f"{RESULTS}/{{dataset}}/scores/randomization_thresholds.csv",
+    log:
+        "logs/{dataset}/scores/gather_randomization.log",
+    benchmark:
+        "benchmarks/out/{dataset}/scores/gather_randomization.tsv"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    params:
+        plan=threshold_plan,
+        settings=SCORE_SETTINGS,
+        code=SCORE_CODE,
+    script:
+        "../workflow_scripts/gather_scores.py"
+
+
+rule score_summary:
+    input:
+        lambda wc: [
+            f"{RESULTS}/{wc.dataset}/scores/{c}.csv"
+            for c in score_criteria.active(config, wc.dataset)
+        ],
+    output:
+        f"{RESULTS}/{{dataset}}/scores/summary.csv",
+    log:
+        "logs/{dataset}/scores/summary.log",
+    benchmark:
+        "benchmarks/out/{dataset}/scores/summary.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        skipped=lambda wc: score_criteria.skipped(config, wc.dataset),
+        code=SCORE_CODE,
+    script:
+        "../workflow_scripts/gather_scores.py"

@@ -1,0 +1,460 @@
+"""The four criteria of Arun et al. (Radiology: AI 2021) on one test shard, and their gathering.
+
+1. **utility** (Sec. "Localization utility", Table S2): each map as a pixel classifier of the
+   mask/box mask of each test image with a finding; AUPRC, AP, AUROC (:mod:`.utility`). Maps: every
+   classifier's trained maps, the fully randomized InceptionV3's maps, the localizer replicates'
+   output (method ``PRED``) and the mean train+val mask (model ``avg``, method ``AVG``).
+2. **randomization** (cascading model-parameter randomization, Adebayo et al. 2018): similarity of
+   the trained InceptionV3's map and the map at every randomized state. The degradation threshold
+   per method (:func:`randomization_thresholds`, gather step) is the mean similarity of
+   ``randomization.threshold_pairs`` seeded pairs of maps of *different* test images of the trained
+   model; PASS when the fully randomized mean falls below it.
+3. **repeatability**: inceptionv3_1 vs inceptionv3_2; 4. **reproducibility**: inceptionv3_1 vs
+   densenet121_1. Both carry the localizer replicates' similarity (``PRED``, unet_1 vs unet_2 or
+   retinanet_1 vs retinanet_2) as the high baseline; the low baseline (``criteria.low_baseline_ssim``)
+   is a constant that the statistics stage uses.
+
+A *plan* (plain dicts, JSON-able) lists the map files of one shard and criterion; the Snakemake
+input function and the script use the same plan, so inputs and work never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import io, plan
+from ..errors import InputError, ShardError
+from . import similarity, tables
+from .utility import utility_scores
+
+log = logging.getLogger(__name__)
+
+CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
+#: Methods whose maps are already in [0, 1] (localizer output, mean mask): no normalization.
+UNNORMALIZED_METHODS = ("PRED", "AVG")
+MAPS = "{results}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
+AVG_MAP = "{results}/{dataset}/models/avg/avg_map.npy"
+SHARD = "{results}/{dataset}/data/shards/test_{shard}.npz"
+#: The schema's default ``saliency.methods`` (Arun et al. 2021), for configs not filled by the schema.
+PAPER_METHODS = ("GRAD", "SG", "IG", "SIG", "GCAM", "XRAI", "GBP", "GGCAM")
+
+
+# ---------------------------------------------------------------------------------------------
+# settings and plans (no arrays: called by the Snakefile at parse time)
+
+
+def settings(config: dict) -> dict:
+    """Every config setting that changes a score (a rule's params carry it)."""
+    crit = config.get("criteria", {})
+    sal = config.get("saliency", {})
+    rnd = config.get("randomization", {})
+    return {
+        "normalization": sal.get("normalization", "released"),
+        "images": sal.get("images", "with_finding"),
+        "data_range": float(crit.get("ssim_data_range", 1.0)),
+        "win_size": int(crit.get("ssim_win_size", 7)),
+        "similarity": list(crit.get("similarity", ["ssim", "spearman", "spearman_abs", "hog"])),
+        "threshold_pairs": int(rnd.get("threshold_pairs", 50)),
+    }
+
+
+def skipped(config: dict, dataset: str) -> dict[str, str]:
+    """Criteria the config cannot compute, with the reason (the rest are computed)."""
+    ids = plan.model_ids(config, dataset)
+    out = {}
+    if plan.PRIMARY not in ids or plan.fully_randomized_state(config) is None:
+        out["randomization"] = "no cascading randomization of inceptionv3_1 in the config"
+    if "inceptionv3_2" not in ids:
+        out["repeatability"] = "fewer than 2 inceptionv3 replicates"
+    if plan.PRIMARY not in ids or "densenet121_1" not in ids:
+        out["reproducibility"] = "no inceptionv3_1 and densenet121_1 pair"
+    return out
+
+
+def active(config: dict, dataset: str) -> list[str]:
+    skip = skipped(config, dataset)
+    return [c for c in CRITERIA if c not in skip]
+
+
+def _methods(config) -> list[str]:
+    """Saliency methods of the config (the schema fills in the paper's eight when absent)."""
+    return list(config.get("saliency", {}).get("methods", PAPER_METHODS))
+
+
+def _spec(dataset, model, state, method, shard, results):
+    path = MAPS.format(results=results, dataset=dataset, model=model, state=state, method=method, shard=shard)
+    return {"model": model, "state": state, "method": method, "path": path}
+
+
+def _localizers(config, dataset):
+    loc = plan.localizer(config["datasets"][dataset])
+    return [m for m in plan.model_ids(config, dataset) if plan.arch_of(m) == loc]
+
+
+def shard_plan(config: dict, dataset: str, criterion: str, shard: str, results: str = "results") -> dict:
+    """The map files (and pairs of them) that ``criterion`` reads for one test shard."""
+    if criterion not in CRITERIA:
+        raise InputError(f"unknown criterion {criterion!r}; known: {list(CRITERIA)}")
+    methods = _methods(config)
+    locs = _localizers(config, dataset)
+    out = {"criterion": criterion, "dataset": dataset, "shard_id": shard, "maps": [], "pairs": []}
+    if criterion == "utility":
+        full = plan.fully_randomized_state(config)
+        for model, state in plan.map_models(config, dataset):
+            if state == "original" or (model == plan.PRIMARY and state == full):
+                out["maps"] += [_spec(dataset, model, state, m, shard, results) for m in methods]
+        out["maps"] += [_spec(dataset, loc, "original", "PRED", shard, results) for loc in locs]
+        out["shard"] = SHARD.format(results=results, dataset=dataset, shard=shard)
+        out["avg"] = AVG_MAP.format(results=results, dataset=dataset)
+        return out
+    if criterion in skipped(config, dataset):
+        raise InputError(
+            f"criterion {criterion} cannot be computed for {dataset}: {skipped(config, dataset)[criterion]}"
+        )
+    if criterion == "randomization":
+        states = plan.randomization_states(config)
+        for m in methods:
+            a = _spec(dataset, plan.PRIMARY, "original", m, shard, results)
+            out["pairs"] += [
+                {
+                    "method": m,
+                    "model_a": plan.PRIMARY,
+                    "model_b": "",
+                    "state": s,
+                    "a": a,
+                    "b": _spec(dataset, plan.PRIMARY, s, m, shard, results),
+                }
+                for s in states
+            ]
+        return out
+    other = "inceptionv3_2" if criterion == "repeatability" else "densenet121_1"
+    for m in methods:
+        a = _spec(dataset, plan.PRIMARY, "original", m, shard, results)
+        b = _spec(dataset, other, "original", m, shard, results)
+        out["pairs"].append(
+            {"method": m, "model_a": plan.PRIMARY, "model_b": other, "state": "original", "a": a, "b": b}
+        )
+    if len(locs) >= 2:  # high baseline: two localizer replicates
+        a = _spec(dataset, locs[0], "original", "PRED", shard, results)
+        b = _spec(dataset, locs[1], "original", "PRED", shard, results)
+        out["pairs"].append(
+            {"method": "PRED", "model_a": locs[0], "model_b": locs[1], "state": "original", "a": a, "b": b}
+        )
+    return out
+
+
+def plan_inputs(p: dict) -> list[str]:
+    """Every file a shard plan reads, without duplicates, in plan order."""
+    paths = [p[k] for k in ("shard", "avg") if p.get(k)]
+    paths += [s["path"] for s in p["maps"]]
+    for pair in p["pairs"]:
+        paths += [pair["a"]["path"], pair["b"]["path"]]
+    return list(dict.fromkeys(paths))
+
+
+def threshold_plan(config: dict, dataset: str, shards: list[str], results: str = "results") -> dict:
+    """Trained-model map files of every test shard, per method, for the degradation thresholds."""
+    methods = _methods(config)
+    return {
+        "methods": {
+            m: [_spec(dataset, plan.PRIMARY, "original", m, s, results)["path"] for s in shards] for m in methods
+        },
+        "seed": plan.derive_seed(config.get("seed", 2021), dataset, "randomization-threshold-pairs"),
+        "n_pairs": int(config.get("randomization", {}).get("threshold_pairs", 50)),
+        "state": plan.fully_randomized_state(config),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# maps
+
+
+def default_normalizer():
+    """``saliency_audit.saliency.normalize.normalize_maps(maps, method, mode)``."""
+    try:
+        from ..saliency.normalize import normalize_maps
+    except ImportError as exc:
+        raise InputError(f"map normalization is unavailable: saliency_audit.saliency.normalize ({exc})") from exc
+    return normalize_maps
+
+
+def read_map_ids(path) -> np.ndarray:
+    """Only the ``ids`` array of a maps file (cheap: the maps are not decompressed)."""
+    path = Path(path)
+    if not path.exists():
+        raise ShardError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ids = np.asarray(z["ids"]).astype(str) if "ids" in z.files else None
+            files = sorted(z.files)
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        raise ShardError(f"{path}: truncated or corrupt npz file ({exc})") from exc
+    if ids is None:
+        raise ShardError(f"{path}: missing array 'ids'; has {files}")
+    return ids
+
+
+def read_maps(path) -> tuple[np.ndarray, np.ndarray]:
+    """``ids`` (str) and ``maps`` (N, S, S) of a maps file, checked for matching lengths."""
+    d = io.read_npz(path, required=("ids", "maps"))
+    ids, maps = np.asarray(d["ids"]).astype(str), np.asarray(d["maps"])
+    if maps.ndim != 3 or len(ids) != len(maps):
+        raise ShardError(f"{path}: expected maps (N, S, S) for {len(ids)} ids, got shape {maps.shape}")
+    return ids, maps
+
+
+def normalize(maps: np.ndarray, method: str, mode: str, normalizer=None) -> np.ndarray:
+    """Maps in [0, 1] (float32) for metrics: the configured normalization, none for PRED/AVG."""
+    if method in UNNORMALIZED_METHODS or len(maps) == 0:
+        return np.asarray(maps, dtype=np.float32)
+    return np.asarray((normalizer or default_normalizer())(maps, method, mode))
+
+
+class MapStack:
+    """The maps of one file with their normalized form and per-metric features, computed once."""
+
+    def __init__(self, path, method: str, cfg: dict, normalizer=None, ids=None, maps=None):
+        self.path, self.method, self.cfg, self._normalizer = str(path), method, cfg, normalizer
+        self.ids, self.raw = (ids, maps) if maps is not None else read_maps(path)
+        self._norm = None
+        self._features = {}
+
+    @property
+    def normalized(self):
+        if self._norm is None:
+            self._norm = normalize(self.raw, self.method, self.cfg["normalization"], self._normalizer)
+            if self._norm.shape != self.raw.shape:
+                raise InputError(f"{self.path}: normalization changed the shape {self.raw.shape} -> {self._norm.shape}")
+        return self._norm
+
+    def features(self, metric):
+        if metric not in self._features:
+            norm = self.normalized if similarity.NEEDS.get(metric) == "normalized" else None
+            try:
+                self._features[metric] = similarity.features(metric, self.raw, norm, self.cfg["data_range"])
+            except InputError as exc:
+                raise InputError(f"{self.path} ({self.method}): {exc}") from exc
+        return self._features[metric]
+
+    def subset(self, index):
+        """A new stack of the maps at ``index`` (normalized form carried over, features recomputed)."""
+        s = MapStack(self.path, self.method, self.cfg, self._normalizer, ids=self.ids[index], maps=self.raw[index])
+        s._norm = self.normalized[index]
+        return s
+
+
+def compare_stacks(a: MapStack, b: MapStack, cfg: dict, same_images: bool = True) -> dict[str, np.ndarray]:
+    """Per-image similarity of two stacks of maps, for each configured metric.
+
+    ``same_images``: both stacks must list the same image ids in the same order (checked).
+    """
+    if same_images and not np.array_equal(a.ids, b.ids):
+        raise InputError(
+            f"{b.path}: image ids differ from {a.path} (both must list the same test images in shard order)"
+        )
+    if a.raw.shape != b.raw.shape:
+        raise InputError(f"{b.path}: maps shape {b.raw.shape} differs from {a.path} {a.raw.shape}")
+    return {
+        m: similarity.compare(m, a.features(m), b.features(m), cfg["data_range"], cfg["win_size"])
+        for m in cfg["similarity"]
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# per-shard scores
+
+
+def utility_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
+    """Utility rows of one test shard (plan from :func:`shard_plan`)."""
+    ds = p["dataset"]
+    shard = io.read_shard(p["shard"])
+    shard_ids = np.asarray(shard["ids"]).astype(str)
+    masks = np.asarray(shard["masks"])
+    sel = io.map_image_index(shard, cfg["images"])
+    has = np.asarray(shard["has_finding"], bool)
+    keep = sel[has[sel] & masks[sel].any(axis=(1, 2))]
+    dropped = sel[has[sel] & ~np.isin(sel, keep)]
+    if len(dropped):
+        log.warning(
+            "%s: %d image(s) with a finding but an empty mask skipped: %s",
+            p["shard"],
+            len(dropped),
+            list(shard_ids[dropped])[:5],
+        )
+    pos = {i: k for k, i in enumerate(shard_ids)}
+    frames = []
+    for spec in p["maps"]:
+        ids, maps = read_maps(spec["path"])
+        missing = [i for i in ids if i not in pos]
+        if missing:
+            raise InputError(f"{spec['path']}: image ids {missing[:3]} are not in the shard {p['shard']}")
+        idx = np.array([pos[i] for i in ids], dtype=int)
+        use = np.isin(idx, keep)
+        norm = normalize(maps[use], spec["method"], cfg["normalization"], normalizer)
+        values = utility_scores(norm, masks[idx[use]], what=spec["path"])
+        frames.append(tables.rows(ds, "utility", spec["method"], spec["model"], "", spec["state"], ids[use], values))
+    if p.get("avg"):
+        avg = _read_avg(p["avg"], masks.shape[1:])
+        values = utility_scores(avg, masks[keep], what=p["avg"])
+        frames.append(tables.rows(ds, "utility", "AVG", "avg", "", "original", shard_ids[keep], values))
+    return tables.concat(frames)
+
+
+def _read_avg(path, shape):
+    path = Path(path)
+    if not path.exists():
+        raise ShardError(f"{path}: file not found")
+    try:
+        avg = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ShardError(f"{path}: unreadable .npy ({exc})") from exc
+    if avg.shape != tuple(shape):
+        raise InputError(f"{path}: AVG map shape {avg.shape}, expected {tuple(shape)} (the image size)")
+    return avg
+
+
+def similarity_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
+    """Rows of a similarity criterion (randomization, repeatability, reproducibility) of one shard.
+
+    Each maps file is read and its features computed once, kept while later pairs still need it.
+    """
+    uses = Counter(path for pair in p["pairs"] for path in (pair["a"]["path"], pair["b"]["path"]))
+    cache: dict[str, MapStack] = {}
+    frames = []
+    for pair in p["pairs"]:
+        stacks = []
+        for side in ("a", "b"):
+            spec = pair[side]
+            if spec["path"] not in cache:
+                cache[spec["path"]] = MapStack(spec["path"], spec["method"], cfg, normalizer)
+            stacks.append(cache[spec["path"]])
+        values = compare_stacks(stacks[0], stacks[1], cfg)
+        frames.append(
+            tables.rows(
+                p["dataset"],
+                p["criterion"],
+                pair["method"],
+                pair["model_a"],
+                pair["model_b"],
+                pair["state"],
+                stacks[0].ids,
+                values,
+            )
+        )
+        for side in ("a", "b"):
+            path = pair[side]["path"]
+            uses[path] -= 1
+            if uses[path] <= 0:
+                cache.pop(path, None)
+    return tables.concat(frames)
+
+
+def score_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
+    """The tidy score rows of one shard plan."""
+    if p["criterion"] == "utility":
+        return utility_shard(p, cfg, normalizer)
+    return similarity_shard(p, cfg, normalizer)
+
+
+# ---------------------------------------------------------------------------------------------
+# degradation thresholds (gather step: maps of every test shard)
+
+
+def sample_pairs(n: int, n_pairs: int, seed: int) -> np.ndarray:
+    """``n_pairs`` distinct unordered pairs of *different* indices in ``range(n)``, reproducibly.
+
+    With fewer than ``n_pairs`` distinct pairs available, all of them are returned (the caller
+    reports the number used). Returns an int array (k, 2).
+    """
+    if n < 2 or n_pairs < 1:
+        return np.zeros((0, 2), dtype=int)
+    total = n * (n - 1) // 2
+    rng = np.random.default_rng(seed)
+    if n_pairs >= total:
+        i, j = np.triu_indices(n, 1)
+        return np.stack([i, j], axis=1)[rng.permutation(total)]
+    seen, out = set(), []
+    while len(out) < n_pairs:
+        i, j = (int(v) for v in rng.choice(n, size=2, replace=False))
+        key = (min(i, j), max(i, j))
+        if key not in seen:
+            seen.add(key)
+            out.append((i, j))
+    return np.array(out, dtype=int)
+
+
+def pair_similarity(paths: list[str], method: str, cfg: dict, n_pairs: int, seed: int, normalizer=None):
+    """Mean similarity of ``n_pairs`` seeded pairs of maps of different images (files ``paths``).
+
+    Only the ids are read to draw the pairs; then each shard's maps are read once and only the
+    paired images are kept, so a paper-scale test split is never in memory at once.
+
+    Returns
+    -------
+    dict metric -> mean over pairs (NaN with fewer than 2 images), and the number of pairs
+    """
+    ids = [read_map_ids(p) for p in paths]
+    where = [(k, j) for k, a in enumerate(ids) for j in range(len(a))]
+    pairs = sample_pairs(len(where), n_pairs, seed)
+    if len(pairs) == 0:
+        return {m: float("nan") for m in cfg["similarity"]}, 0
+    need = np.unique(pairs)
+    parts, order = [], []
+    for k, path in enumerate(paths):
+        local = [g for g in need if where[g][0] == k]
+        if not local:
+            continue
+        stack = MapStack(path, method, cfg, normalizer)
+        if not np.array_equal(stack.ids, ids[k]):
+            raise ShardError(f"{path}: ids changed while reading")
+        parts.append(stack.subset(np.array([where[g][1] for g in local])))
+        order += local
+    shapes = {p.raw.shape[1:] for p in parts}
+    if len(shapes) > 1:
+        raise InputError(f"maps of {method} have different sizes across shards: {shapes}")
+    allstack = MapStack(
+        "threshold maps",
+        method,
+        cfg,
+        normalizer,
+        ids=np.concatenate([p.ids for p in parts]),
+        maps=np.concatenate([p.raw for p in parts]),
+    )
+    allstack._norm = np.concatenate([p.normalized for p in parts])
+    pos = {g: r for r, g in enumerate(order)}
+    a = allstack.subset(np.array([pos[i] for i in pairs[:, 0]]))
+    b = allstack.subset(np.array([pos[j] for j in pairs[:, 1]]))
+    values = compare_stacks(a, b, cfg, same_images=False)  # different images by design
+    return {m: float(np.mean(v)) for m, v in values.items()}, len(pairs)
+
+
+def randomization_thresholds(tplan: dict, cfg: dict, scores: pd.DataFrame, normalizer=None) -> pd.DataFrame:
+    """Degradation threshold per method and metric, with the fully randomized mean and PASS/FAIL.
+
+    Arun et al. 2021: threshold = mean SSIM of 50 random pairs of maps of different test images from
+    the trained model; a method passes when the fully randomized model's mean SSIM is below it.
+    Columns :data:`tables.THRESHOLD_COLUMNS`; ``verdict`` is PASS, FAIL or NA (no threshold/scores).
+    """
+    state = tplan["state"]
+    out = []
+    for method, paths in tplan["methods"].items():
+        means, n = pair_similarity(paths, method, cfg, tplan["n_pairs"], tplan["seed"], normalizer)
+        if n < tplan["n_pairs"]:
+            log.warning(
+                "%s: only %d distinct pairs of different images for the threshold (asked %d)",
+                method,
+                n,
+                tplan["n_pairs"],
+            )
+        for metric, thr in means.items():
+            sel = scores[(scores["method"] == method) & (scores["metric"] == metric) & (scores["state"] == state)]
+            rmean = float(sel["value"].mean()) if len(sel) else float("nan")
+            verdict = "NA" if np.isnan(thr) or np.isnan(rmean) else ("PASS" if rmean < thr else "FAIL")
+            out.append([method, metric, thr, n, tplan["seed"], state, rmean, verdict])
+    return pd.DataFrame(out, columns=tables.THRESHOLD_COLUMNS)
