@@ -18,19 +18,38 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 def snakemake(workdir, *args, configfile=TINY, check=True, timeout=1800, **kwargs):
     """Run the workflow of this repo in ``workdir`` with ``configfile`` replacing config.yaml."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--replace-workflow-config", "--configfile", str(configfile), *args]
+    # --configfile takes several values: it goes last, so targets in ``args`` are not swallowed
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args,
+           "--replace-workflow-config", "--configfile", str(configfile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
 
 
+def tiny_phi_config(workdir) -> Path:
+    """tests/configs/tiny.yaml with its segmentation dataset re-ingested as SIIM-style DICOM + RLE
+    carrying patient data in the headers (tests/phi_fixture.py)."""
+    import yaml
+
+    from phi_fixture import make_phi_siim
+
+    cfg = yaml.safe_load(TINY.read_text())
+    ds = cfg["datasets"]["tiny-ptx"]
+    cfg["datasets"]["tiny-ptx"] = make_phi_siim(Path(workdir) / "input", ds, cfg["seed"], cfg["image_size"])
+    path = Path(workdir) / "tiny_phi.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A completed tiny run (all targets); returns its working directory. Do not modify it."""
+    """A completed tiny run (all targets and the HTML report) on tiny_phi_config; returns its
+    working directory. Do not modify it (use ``tiny_copy``)."""
     workdir = tmp_path_factory.mktemp("tiny_run")
-    snakemake(workdir)
+    config = tiny_phi_config(workdir)
+    snakemake(workdir, configfile=config)
+    snakemake(workdir, "--report", "results/report.html", configfile=config)
     return workdir
 
 
