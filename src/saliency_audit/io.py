@@ -17,7 +17,8 @@ import numpy as np
 
 from .errors import ShardError
 
-#: Columns of the manifest CSV, in order.
+#: Columns of the manifest CSV, in order (followed by ``confounder``: True where a synthetic
+#: image carries the device/marker confounder; False for real data).
 MANIFEST_COLUMNS = ["image_id", "split", "label", "has_finding", "shard", "source"]
 #: Arrays in every data shard file.
 SHARD_KEYS = ("ids", "images", "masks", "labels", "has_finding", "boxes")

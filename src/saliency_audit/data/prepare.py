@@ -54,7 +54,9 @@ def build_manifest(name: str, config: dict) -> pd.DataFrame:
         rec.loc[sel, "shard"] = np.arange(sel.sum()) // size
     rec["label"] = rec["label"].astype(int)
     rec["has_finding"] = rec["has_finding"].astype(bool)
-    return rec[io.MANIFEST_COLUMNS]
+    # optional: the synthetic confounder (device/marker), for hidden-stratification analyses
+    rec["confounder"] = rec["confounder"].astype(bool) if "confounder" in rec else False
+    return rec[io.MANIFEST_COLUMNS + ["confounder"]]
 
 
 def shard_ids(manifest: pd.DataFrame, split: str) -> list[int]:
