@@ -1,1 +1,384 @@
-# report stage (being written)
+# Report stage: statistics (R: lme4/lmerTest/multcomp through rpy2), Table 2 / S1 / S2, the
+# paper's figures, and the provenance of the run (software versions, the config used). Outputs
+# meant for people are report(...) items: `snakemake --report results/report.html` gathers them.
+# Tables read the statistics' CSV; only the `stats` rule needs R (skipped when stats.enabled is false).
+
+from saliency_audit.metrics import criteria as report_criteria  # noqa: E402
+from saliency_audit.report import examples as report_examples  # noqa: E402
+from saliency_audit.stats import run as report_run  # noqa: E402
+
+STATS_ON = bool(config["stats"]["enabled"])
+REPORT_CODE = plan.package_hash("stats") + "-" + plan.package_hash("report")
+
+
+def report_settings(wildcards):
+    return report_run.settings(config, wildcards.dataset)
+
+
+def stats_settings(wildcards):
+    return report_run.stats_settings(config, wildcards.dataset)
+
+
+def active_criteria(dataset):
+    return report_criteria.active(config, dataset)
+
+
+def score_inputs(wildcards, criteria=None):
+    """Named score tables of the active criteria (and the randomization thresholds)."""
+    active = active_criteria(wildcards.dataset)
+    paths = {
+        c: f"{RESULTS}/{wildcards.dataset}/scores/{c}.csv"
+        for c in active
+        if criteria is None or c in criteria
+    }
+    if "randomization" in paths:
+        paths["thresholds"] = (
+            f"{RESULTS}/{wildcards.dataset}/scores/randomization_thresholds.csv"
+        )
+    return paths
+
+
+def table_inputs(wildcards):
+    paths = score_inputs(wildcards)
+    if STATS_ON:
+        paths["contrasts"] = f"{RESULTS}/{wildcards.dataset}/stats/contrasts.csv"
+    return paths
+
+
+def first_test_shard(dataset):
+    return shards(dataset, "test")[0]
+
+
+def overlay_inputs(wildcards):
+    """Named inputs of Fig 2c/d and S4: shard, maps (in settings' method order), localizer, avg, utility."""
+    s = report_run.settings(config, wildcards.dataset)
+    files = report_examples.overlay_files(
+        s, wildcards.dataset, first_test_shard(wildcards.dataset), results=RESULTS
+    )
+    files["maps"] = list(files["maps"].values())
+    files["utility"] = f"{RESULTS}/{wildcards.dataset}/scores/utility.csv"
+    return files
+
+
+def randomization_example_inputs(wildcards):
+    """Named inputs of Fig 3b: shard, maps (method-major, then original + cascade states)."""
+    s = report_run.settings(config, wildcards.dataset)
+    files = report_examples.randomization_files(
+        s, wildcards.dataset, first_test_shard(wildcards.dataset), results=RESULTS
+    )
+    return {"shard": files["shard"], "maps": report_examples.flat(files["maps"])}
+
+
+def report_targets(dataset):
+    """Statistics, tables, figures of one dataset, and the run's provenance files."""
+    active = active_criteria(dataset)
+    out = f"{RESULTS}/{dataset}"
+    targets = [
+        f"{out}/tables/{t}.{ext}"
+        for t in ("table2", "tableS1", "tableS2")
+        for ext in ("csv", "md")
+    ]
+    if STATS_ON:
+        targets += [f"{out}/stats/contrasts.csv", f"{out}/stats/models.csv"]
+    figs = []
+    if "utility" in active:
+        figs += ["fig2_utility", "fig2_examples", "figS4_pr_curve"]
+    if "randomization" in active:
+        figs += ["fig3a_randomization", "fig3b_randomization_example"]
+    if "repeatability" in active or "reproducibility" in active:
+        figs += ["fig4_repeatability_reproducibility"]
+    targets += [f"{out}/figures/{f}.{ext}" for f in figs for ext in ("png", "svg")]
+    return targets + [
+        f"{RESULTS}/report/software_versions.csv",
+        f"{RESULTS}/report/config.yaml",
+    ]
+
+
+rule stats:
+    input:
+        unpack(score_inputs),
+    output:
+        contrasts=report(
+            f"{RESULTS}/{{dataset}}/stats/contrasts.csv",
+            caption="../report/stats_contrasts.rst",
+            category="5. Statistics",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "LMM contrasts"},
+        ),
+        models=report(
+            f"{RESULTS}/{{dataset}}/stats/models.csv",
+            caption="../report/stats_models.rst",
+            category="5. Statistics",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "LMM fits"},
+        ),
+    log:
+        "logs/{dataset}/report/stats.log",
+    benchmark:
+        "benchmarks/out/{dataset}/report/stats.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=stats_settings,
+        code=REPORT_CODE,
+    script:
+        "../workflow_scripts/stats.py"
+
+
+rule tables:
+    input:
+        unpack(table_inputs),
+    output:
+        table2=report(
+            f"{RESULTS}/{{dataset}}/tables/table2.csv",
+            caption="../report/table2.rst",
+            category="1. Summary (Table 2)",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "Table 2"},
+        ),
+        table2_md=f"{RESULTS}/{{dataset}}/tables/table2.md",
+        tableS1=report(
+            f"{RESULTS}/{{dataset}}/tables/tableS1.csv",
+            caption="../report/tableS1.rst",
+            category="3. Randomization",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "Table S1"},
+        ),
+        tableS1_md=f"{RESULTS}/{{dataset}}/tables/tableS1.md",
+        tableS2=report(
+            f"{RESULTS}/{{dataset}}/tables/tableS2.csv",
+            caption="../report/tableS2.rst",
+            category="2. Utility",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "Table S2"},
+        ),
+        tableS2_md=f"{RESULTS}/{{dataset}}/tables/tableS2.md",
+    log:
+        "logs/{dataset}/report/tables.log",
+    benchmark:
+        "benchmarks/out/{dataset}/report/tables.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        settings=report_settings,
+        code=REPORT_CODE,
+    script:
+        "../workflow_scripts/tables.py"
+
+
+rule figure_utility:
+    input:
+        utility=f"{RESULTS}/{{dataset}}/scores/utility.csv",
+    output:
+        png=report(
+            f"{RESULTS}/{{dataset}}/figures/fig2_utility.png",
+            caption="../report/fig2_utility.rst",
+            category="2. Utility",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Fig 2a/b"},
+        ),
+        svg=f"{RESULTS}/{{dataset}}/figures/fig2_utility.svg",
+    log:
+        "logs/{dataset}/report/figure_utility.log",
+    benchmark:
+        "benchmarks/out/{dataset}/report/figure_utility.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        settings=report_settings,
+        code=REPORT_CODE,
+    script:
+        "../workflow_scripts/figures.py"
+
+
+rule figure_examples:
+    input:
+        unpack(overlay_inputs),
+    output:
+        png=report(
+            f"{RESULTS}/{{dataset}}/figures/fig2_examples.png",
+            caption="../report/fig2_examples.rst",
+            category="2. Utility",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Fig 2c/d"},
+        ),
+        svg=f"{RESULTS}/{{dataset}}/figures/fig2_examples.svg",
+    log:
+        "logs/{dataset}/report/figure_examples.log",
+    benchmark:
+        "benchmarks/out/{dataset}/report/figure_examples.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    params:
+        settings=report_settings,
+        shard=lambda wc: first_test_shard(wc.dataset),
+        code=REPORT_CODE,
+    script:
+        "../workflow_scripts/figures.py"
+
+
+rule figure_pr_curve:
+    input:
+        unpack(overlay_inputs),
+    output:
+        png=report(
+            f"{RESULTS}/{{dataset}}/figures/figS4_pr_curve.png",
+            caption="../report/figS4_pr_curve.rst",
+            category="2. Utility",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Fig S4"},
+        ),
+        svg=f"{RESULTS}/{{dataset}}/figures/figS4_pr_curve.svg",
+    log:
+        "logs/{dataset}/report/figure_pr_curve.log",
+    benchmark:
+        "benchmarks/out/{dataset}/report/figure_pr_curve.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        settings=report_settings,
+        shard=lambda wc: first_test_shard(wc.dataset),
+        code=REPORT_CODE,
+    script:
+        "../workflow_scripts/figures.py"
+
+
+rule figure_randomization:
+    input:
+        randomization=f"{RESULTS}/{{dataset}}/scores/randomization.csv",
+        thresholds=f"{RESULTS}/{{dataset}}/scores/randomization_thresholds.csv",
+    output:
+        png=report(
+            f"{RESULTS}/{{dataset}}/figures/fig3a_randomization.png",
+            caption="../report/fig3a_randomization.rst",
+            category="3. Randomization",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Fig 3a"},
+        ),
+        svg=f"{RESULTS}/{{dataset}}/figures/fig3a_randomization.svg",
+    log:
+        "logs/{dataset}/report/figure_randomization.log",
+    benchmark:
+        "benchmarks/out/{dataset}/report/figure_randomization.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        settings=report_settings,
+        code=REPORT_CODE,
+    script:
+        "../workflow_scripts/figures.py"
+
+
+rule figure_randomization_example:
+    input:
+        unpack(randomization_example_inputs),
+    output:
+        png=report(
+            f"{RESULTS}/{{dataset}}/figures/fig3b_randomization_example.png",
+            caption="../report/fig3b_randomization_example.rst",
+            category="3. Randomization",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Fig 3b"},
+        ),
+        svg=f"{RESULTS}/{{dataset}}/figures/fig3b_randomization_example.svg",
+    log:
+        "logs/{dataset}/report/figure_randomization_example.log",
+    benchmark:
+        "benchmarks/out/{dataset}/report/figure_randomization_example.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    params:
+        settings=report_settings,
+        shard=lambda wc: first_test_shard(wc.dataset),
+        code=REPORT_CODE,
+    script:
+        "../workflow_scripts/figures.py"
+
+
+rule figure_similarity:
+    input:
+        unpack(lambda wc: score_inputs(wc, ("repeatability", "reproducibility"))),
+    output:
+        png=report(
+            f"{RESULTS}/{{dataset}}/figures/fig4_repeatability_reproducibility.png",
+            caption="../report/fig4_repeatability_reproducibility.rst",
+            category="4. Repeatability and reproducibility",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Fig 4"},
+        ),
+        svg=f"{RESULTS}/{{dataset}}/figures/fig4_repeatability_reproducibility.svg",
+    log:
+        "logs/{dataset}/report/figure_similarity.log",
+    benchmark:
+        "benchmarks/out/{dataset}/report/figure_similarity.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        settings=report_settings,
+        code=REPORT_CODE,
+    script:
+        "../workflow_scripts/figures.py"
+
+
+rule software_versions:
+    output:
+        versions=report(
+            f"{RESULTS}/report/software_versions.csv",
+            caption="../report/software_versions.rst",
+            category="6. Provenance",
+            labels={"file": "software versions"},
+        ),
+        config=report(
+            f"{RESULTS}/report/config.yaml",
+            caption="../report/config.rst",
+            category="6. Provenance",
+            labels={"file": "configuration used"},
+        ),
+    log:
+        "logs/report/software_versions.log",
+    benchmark:
+        "benchmarks/out/report/software_versions.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        config=config,
+        stats=STATS_ON,
+        code=REPORT_CODE,
+    script:
+        "../workflow_scripts/versions.py"
