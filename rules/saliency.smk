@@ -1,1 +1,125 @@
-# saliency stage (being written)
+# Saliency stage: raw 2-D maps per (dataset, model, state, method, test shard), written to
+# results/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz (ids + maps).
+# Two job shapes (saliency.job_per): `method` = one job per method (cluster); `model_state` = one
+# job per (model, state, shard) computing every method (amortizes TensorFlow start-up on laptops).
+# Only one of the two rules is defined; both write the same files.
+
+from saliency_audit.saliency import registry as saliency_registry  # noqa: E402
+from saliency_audit.saliency.jobs import job_params  # noqa: E402
+
+saliency_registry.check_saliency_config(config)
+
+SAL = config["saliency"]
+SALIENCY_METHODS = list(SAL["methods"])
+
+
+SALIENCY_CONSTRAINTS = dict(
+    method="|".join(SALIENCY_METHODS) if SALIENCY_METHODS else "NONE",
+    state=r"original|cascade-[a-z0-9]+|indep-[a-z0-9]+",
+)
+
+
+def saliency_targets(dataset):
+    """Every maps file of a dataset: map_models x methods x test shards."""
+    return [
+        f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
+        for model, state in plan.map_models(config, dataset)
+        for method in SALIENCY_METHODS
+        for shard in shards(dataset, "test")
+    ]
+
+
+SALIENCY_COMMON = dict(
+    images=SAL["images"],
+    batch_size=SAL["batch_size"],
+    channel_reduction=SAL["channel_reduction"],
+    dtype=SAL["dtype"],
+)
+
+
+if SAL["job_per"] == "method":
+
+    rule saliency_maps:
+        input:
+            model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
+            shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+        output:
+            f"{RESULTS}/{{dataset}}/maps/{{model}}/{{state}}/{{method}}/test_{{shard}}.npz",
+        log:
+            "logs/{dataset}/maps/{model}/{state}/{method}/test_{shard}.log",
+        benchmark:
+            "benchmarks/out/{dataset}/maps/{model}/{state}/{method}/test_{shard}.tsv"
+        wildcard_constraints:
+            **SALIENCY_CONSTRAINTS,
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=120,
+            gpu=1,
+        params:
+            methods=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.shard, [wc.method]
+            )["methods"],
+            seeds=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.shard, [wc.method]
+            )["seeds"],
+            arch=lambda wc: plan.arch_of(wc.model),
+            randomization_seed=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.shard, []
+            )["randomization_seed"],
+            gradcam_layer=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.shard, []
+            )["gradcam_layer"],
+            images=SALIENCY_COMMON["images"],
+            batch_size=SALIENCY_COMMON["batch_size"],
+            channel_reduction=SALIENCY_COMMON["channel_reduction"],
+            dtype=SALIENCY_COMMON["dtype"],
+            code=plan.package_hash("saliency"),
+            code_models=plan.package_hash("models"),
+        script:
+            "../workflow_scripts/saliency_maps.py"
+
+else:
+
+    rule saliency_maps_all_methods:
+        input:
+            model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
+            shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+        output:
+            expand(
+                f"{RESULTS}/{{{{dataset}}}}/maps/{{{{model}}}}/{{{{state}}}}/{{method}}/test_{{{{shard}}}}.npz",
+                method=SALIENCY_METHODS,
+            ),
+        log:
+            "logs/{dataset}/maps/{model}/{state}/all_methods_test_{shard}.log",
+        benchmark:
+            "benchmarks/out/{dataset}/maps/{model}/{state}/all_methods_test_{shard}.tsv"
+        wildcard_constraints:
+            **SALIENCY_CONSTRAINTS,
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=lambda wc: 60 * max(1, len(SALIENCY_METHODS)),
+            gpu=1,
+        params:
+            methods=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.shard, SALIENCY_METHODS
+            )["methods"],
+            seeds=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.shard, SALIENCY_METHODS
+            )["seeds"],
+            arch=lambda wc: plan.arch_of(wc.model),
+            randomization_seed=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.shard, []
+            )["randomization_seed"],
+            gradcam_layer=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.shard, []
+            )["gradcam_layer"],
+            images=SALIENCY_COMMON["images"],
+            batch_size=SALIENCY_COMMON["batch_size"],
+            channel_reduction=SALIENCY_COMMON["channel_reduction"],
+            dtype=SALIENCY_COMMON["dtype"],
+            code=plan.package_hash("saliency"),
+            code_models=plan.package_hash("models"),
+        script:
+            "../workflow_scripts/saliency_maps.py"
