@@ -2,6 +2,7 @@
 # no globbing of image folders; shard lists come from the manifest checkpoint.
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pandas as pd
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# Jobs inherit the environment: keep TensorFlow's C++ start-up chatter out of the logs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from saliency_audit import plan  # noqa: E402
 from saliency_audit.config import check_config  # noqa: E402
 

@@ -4,10 +4,7 @@
 # job per (model, state, shard) computing every method (amortizes TensorFlow start-up on laptops).
 # Only one of the two rules is defined; both write the same files.
 
-from saliency_audit.saliency import registry as saliency_registry  # noqa: E402
 from saliency_audit.saliency.jobs import job_params  # noqa: E402
-
-saliency_registry.check_saliency_config(config)
 
 SAL = config["saliency"]
 SALIENCY_METHODS = list(SAL["methods"])
