@@ -15,6 +15,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/byom.smk"
 include: "rules/models.smk"
 include: "rules/saliency.smk"
 include: "rules/criteria.smk"

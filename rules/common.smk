@@ -13,10 +13,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 # Jobs inherit the environment: keep TensorFlow's C++ start-up chatter out of the logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from saliency_audit import plan  # noqa: E402
+from saliency_audit.byom import expand_datasets  # noqa: E402
 from saliency_audit.config import check_config  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
+expand_datasets(config)  # datasets with `findings: [...]` -> one dataset per finding (BYOM)
 
 DATASETS = list(config["datasets"])
 RESULTS = "results"
@@ -56,7 +58,10 @@ def data_targets(dataset):
 def dataset_targets(dataset, wildcards):
     """Every final output of one dataset; each stage's .smk adds a `<stage>_targets(dataset)`."""
     targets = data_targets(dataset)
-    for name in ("model_targets", "saliency_targets", "criteria_targets", "report_targets"):
+    byom = plan.is_byom(config["datasets"][dataset])  # bring your own maps: no training, no saliency jobs
+    for name in ("model_targets", "saliency_targets", "byom_targets", "criteria_targets", "report_targets"):
+        if byom and name in ("model_targets", "saliency_targets"):
+            continue
         if name in globals():
             targets += globals()[name](dataset)
     return targets

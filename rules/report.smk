@@ -57,6 +57,8 @@ def overlay_inputs(wildcards):
     )
     files["maps"] = list(files["maps"].values())
     files["utility"] = f"{RESULTS}/{wildcards.dataset}/scores/utility.csv"
+    if files["avg"] is None:  # no AVG baseline (bring-your-own-maps, all-test datasets)
+        del files["avg"]
     return files
 
 

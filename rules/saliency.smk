@@ -11,6 +11,7 @@ SALIENCY_METHODS = list(SAL["methods"])
 
 
 SALIENCY_CONSTRAINTS = dict(
+    dataset=plan.dataset_regex(plan.trained_datasets(config)),  # never a BYOM dataset
     method="|".join(SALIENCY_METHODS) if SALIENCY_METHODS else "NONE",
     state=r"original|cascade-[a-z0-9]+|indep-[a-z0-9]+",
 )

@@ -118,7 +118,7 @@ def test_skipped_criteria():
 
 def test_utility_shard_rows(tree):
     root, truth, avg = tree
-    cfg = criteria.settings(CONFIG)
+    cfg = {**criteria.settings(CONFIG), "localization": False}  # IoU / hit rate: tests/test_localization.py
     p = criteria.shard_plan(CONFIG, "toy", "utility", "000", results=root)
     df = criteria.score_shard(p, cfg, normalizer=minmax)
     assert list(df.columns) == tables.COLUMNS

@@ -10,7 +10,7 @@ from pathlib import Path
 
 CLASSIFIERS = ("inceptionv3", "densenet121")
 LOCALIZER_FOR_TASK = {"segmentation": "unet", "detection": "retinanet"}
-TASK_OF_KIND = {"siim": "segmentation", "rsna": "detection"}
+TASK_OF_KIND = {"siim": "segmentation", "rsna": "detection", "chexlocalize": "segmentation"}
 #: InceptionV3 blocks from the top, as re-initialised by the cascading randomization test.
 INCEPTION_CASCADE = ["logits"] + [f"mixed{i}" for i in range(10, 0, -1)]
 INCEPTION_STEM = "stem"
@@ -35,8 +35,63 @@ def localizer(ds_cfg: dict) -> str:
     return LOCALIZER_FOR_TASK[task(ds_cfg)]
 
 
+def is_byom(ds_cfg: dict) -> bool:
+    """A dataset that brings its own maps (``maps:`` block): no training, no map making."""
+    return bool(ds_cfg.get("maps"))
+
+
+def _byom_layout(config: dict, dataset: str):
+    """The BYOM layout of ``dataset`` (:func:`saliency_audit.byom.index.layout`), or None."""
+    ds_cfg = config["datasets"][dataset]
+    if not is_byom(ds_cfg):
+        return None
+    from .byom.index import layout  # lazy: only BYOM datasets read their maps index
+
+    return layout(dataset, ds_cfg)
+
+
+def byom_datasets(config: dict) -> list[str]:
+    return [d for d, c in config["datasets"].items() if is_byom(c)]
+
+
+def trained_datasets(config: dict) -> list[str]:
+    """Datasets whose models are trained and whose maps are made here (not BYOM)."""
+    return [d for d, c in config["datasets"].items() if not is_byom(c)]
+
+
+def dataset_regex(names: list[str]) -> str:
+    """A wildcard constraint matching exactly ``names`` (a never-matching pattern when empty)."""
+    return "|".join(names) if names else "(?!x)x"
+
+
+def has_avg(config: dict, dataset: str) -> bool:
+    """The AVG baseline (mean train+val mask) exists: not for BYOM / all-test datasets."""
+    ds_cfg = config["datasets"][dataset]
+    return not is_byom(ds_cfg) and not ds_cfg.get("all_test", False)
+
+
+def methods(config: dict, dataset: str | None = None, default=()) -> list[str]:
+    """Saliency methods of a dataset: a BYOM dataset's index, else ``saliency.methods``."""
+    lay = _byom_layout(config, dataset) if dataset is not None else None
+    if lay is not None:
+        return list(lay["methods"])
+    return list(config.get("saliency", {}).get("methods", default))
+
+
+def has_maps(config: dict, dataset: str, model: str, state: str, method: str) -> bool:
+    """Whether a maps file exists in the plan (always, except for a BYOM index's gaps)."""
+    lay = _byom_layout(config, dataset)
+    return lay is None or (model, state, method) in set(lay["triples"])
+
+
 def model_ids(config: dict, dataset: str) -> list[str]:
-    """All trained model ids of a dataset: ``{arch}_{replicate}`` (replicates count from 1)."""
+    """All trained model ids of a dataset: ``{arch}_{replicate}`` (replicates count from 1).
+
+    A BYOM dataset's ids are the internal roles its maps index fills (:mod:`saliency_audit.byom`).
+    """
+    lay = _byom_layout(config, dataset)
+    if lay is not None:
+        return list(lay["model_ids"])
     models = config.get("models", {})
     ids = []
     for arch in CLASSIFIERS:
@@ -67,12 +122,16 @@ def model_seed(config: dict, dataset: str, model_id: str) -> int:
     return derive_seed(config.get("seed", 2021), dataset, model_id)
 
 
-def randomization_states(config: dict) -> list[str]:
+def randomization_states(config: dict, dataset: str | None = None) -> list[str]:
     """Model states of the primary InceptionV3 beyond ``original``.
 
     ``cascade-<block>`` re-initialises that block and every block above it (Adebayo et al. 2018;
-    Arun et al. 2021); ``indep-<block>`` re-initialises that block alone.
+    Arun et al. 2021); ``indep-<block>`` re-initialises that block alone. With ``dataset`` a BYOM
+    dataset, its maps index's states (in the configured cascade order).
     """
+    lay = _byom_layout(config, dataset) if dataset is not None else None
+    if lay is not None:
+        return list(lay["states"])
     rnd = config.get("randomization", {})
     blocks = INCEPTION_CASCADE + ([INCEPTION_STEM] if rnd.get("cascade_to_stem") else [])
     states = []
@@ -83,14 +142,18 @@ def randomization_states(config: dict) -> list[str]:
     return states
 
 
-def fully_randomized_state(config: dict) -> str | None:
+def fully_randomized_state(config: dict, dataset: str | None = None) -> str | None:
     """The last cascade state (everything re-initialised), or None without a cascade."""
-    states = [s for s in randomization_states(config) if s.startswith("cascade-")]
+    states = [s for s in randomization_states(config, dataset) if s.startswith("cascade-")]
     return states[-1] if states else None
 
 
 def map_models(config: dict, dataset: str) -> list[tuple[str, str]]:
-    """(model_id, state) pairs that get saliency maps."""
+    """(model_id, state) pairs that get saliency maps (BYOM: classifier pairs in the index)."""
+    lay = _byom_layout(config, dataset)
+    if lay is not None:
+        loc = set(lay["localizers"])
+        return list(dict.fromkeys((m, s) for m, s, _ in _ordered(lay) if m not in loc))
     pairs = []
     for mid in model_ids(config, dataset):
         if is_classifier(mid):
@@ -98,6 +161,14 @@ def map_models(config: dict, dataset: str) -> list[tuple[str, str]]:
     if PRIMARY in model_ids(config, dataset):
         pairs += [(PRIMARY, s) for s in randomization_states(config)]
     return pairs
+
+
+def _ordered(lay: dict):
+    """BYOM triples ordered: models by role, ``original`` first then the cascade, methods by index."""
+    mo = {m: i for i, m in enumerate(lay["model_ids"])}
+    so = {s: i for i, s in enumerate(["original"] + lay["states"])}
+    me = {m: i for i, m in enumerate(lay["methods"] + ["PRED"])}
+    return sorted(lay["triples"], key=lambda t: (mo[t[0]], so[t[1]], me[t[2]]))
 
 
 def package_hash(subpackage: str) -> str:

@@ -53,7 +53,7 @@ def register(cls):
 
 def get_source(name: str, config: dict) -> Source:
     """The source of dataset ``name`` of ``config``."""
-    from . import sources, synthetic  # noqa: F401  (register the kinds)
+    from . import chexlocalize, sources, synthetic  # noqa: F401  (register the kinds)
 
     cfg = config["datasets"][name]
     kind = cfg.get("kind")

@@ -39,7 +39,9 @@ def build_manifest(name: str, config: dict) -> pd.DataFrame:
     if dup.any():
         raise InputError(f"dataset {name!r}: image id {rec['image_id'][dup].iloc[0]!r} appears twice")
     rec = rec.sort_values("image_id", kind="stable").reset_index(drop=True)
-    if ds.get("split_file"):
+    if ds.get("all_test", bool(ds.get("maps"))):  # BYOM: every image is a test image (no training)
+        split = pd.Series("test", index=pd.Index(rec["image_id"], name="image_id"), name="split")
+    elif ds.get("split_file"):
         split = read_split_file(ds["split_file"], rec["image_id"])
     else:
         fractions = config.get("split", {}).get("fractions", [0.81, 0.09, 0.10])

@@ -31,6 +31,7 @@ import pandas as pd
 from .. import io, plan
 from ..errors import InputError, ShardError
 from . import similarity, tables
+from .localization import localization_scores
 from .utility import utility_scores
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,11 @@ PAPER_METHODS = ("GRAD", "SG", "IG", "SIG", "GCAM", "XRAI", "GBP", "GGCAM")
 
 
 def settings(config: dict) -> dict:
-    """Every config setting that changes a score (a rule's params carry it)."""
+    """Every config setting that changes a score (a rule's params carry it).
+
+    ``localization`` (CheXlocalize's IoU and hit rate next to the utility metrics) is on unless
+    ``criteria.localization`` is false, as in the schema.
+    """
     crit = config.get("criteria", {})
     sal = config.get("saliency", {})
     rnd = config.get("randomization", {})
@@ -61,6 +66,8 @@ def settings(config: dict) -> dict:
         "win_size": int(crit.get("ssim_win_size", 7)),
         "similarity": list(crit.get("similarity", ["ssim", "spearman", "spearman_abs", "hog"])),
         "threshold_pairs": int(rnd.get("threshold_pairs", 50)),
+        "localization": bool(crit.get("localization", True)),
+        "localization_thresholds": list(crit.get("localization_thresholds", ["otsu"])),
     }
 
 
@@ -68,7 +75,7 @@ def skipped(config: dict, dataset: str) -> dict[str, str]:
     """Criteria the config cannot compute, with the reason (the rest are computed)."""
     ids = plan.model_ids(config, dataset)
     out = {}
-    if plan.PRIMARY not in ids or plan.fully_randomized_state(config) is None:
+    if plan.PRIMARY not in ids or plan.fully_randomized_state(config, dataset) is None:
         out["randomization"] = "no cascading randomization of inceptionv3_1 in the config"
     if "inceptionv3_2" not in ids:
         out["repeatability"] = "fewer than 2 inceptionv3 replicates"
@@ -82,9 +89,10 @@ def active(config: dict, dataset: str) -> list[str]:
     return [c for c in CRITERIA if c not in skip]
 
 
-def _methods(config) -> list[str]:
-    """Saliency methods of the config (the schema fills in the paper's eight when absent)."""
-    return list(config.get("saliency", {}).get("methods", PAPER_METHODS))
+def _methods(config, dataset=None) -> list[str]:
+    """Saliency methods of the config (the schema fills in the paper's eight when absent), or of
+    a BYOM dataset's maps index."""
+    return plan.methods(config, dataset, default=PAPER_METHODS)
 
 
 def _spec(dataset, model, state, method, shard, results):
@@ -101,25 +109,34 @@ def shard_plan(config: dict, dataset: str, criterion: str, shard: str, results: 
     """The map files (and pairs of them) that ``criterion`` reads for one test shard."""
     if criterion not in CRITERIA:
         raise InputError(f"unknown criterion {criterion!r}; known: {list(CRITERIA)}")
-    methods = _methods(config)
+    methods = _methods(config, dataset)
     locs = _localizers(config, dataset)
     out = {"criterion": criterion, "dataset": dataset, "shard_id": shard, "maps": [], "pairs": []}
+
+    def have(model, state, method):  # a BYOM index may hold some methods for some models only
+        return plan.has_maps(config, dataset, model, state, method)
+
     if criterion == "utility":
-        full = plan.fully_randomized_state(config)
+        full = plan.fully_randomized_state(config, dataset)
         for model, state in plan.map_models(config, dataset):
             if state == "original" or (model == plan.PRIMARY and state == full):
-                out["maps"] += [_spec(dataset, model, state, m, shard, results) for m in methods]
+                out["maps"] += [
+                    _spec(dataset, model, state, m, shard, results) for m in methods if have(model, state, m)
+                ]
         out["maps"] += [_spec(dataset, loc, "original", "PRED", shard, results) for loc in locs]
         out["shard"] = SHARD.format(results=results, dataset=dataset, shard=shard)
-        out["avg"] = AVG_MAP.format(results=results, dataset=dataset)
+        # no AVG baseline without train/val masks (BYOM / all-test datasets)
+        out["avg"] = AVG_MAP.format(results=results, dataset=dataset) if plan.has_avg(config, dataset) else None
         return out
     if criterion in skipped(config, dataset):
         raise InputError(
             f"criterion {criterion} cannot be computed for {dataset}: {skipped(config, dataset)[criterion]}"
         )
     if criterion == "randomization":
-        states = plan.randomization_states(config)
+        states = plan.randomization_states(config, dataset)
         for m in methods:
+            if not have(plan.PRIMARY, "original", m):
+                continue
             a = _spec(dataset, plan.PRIMARY, "original", m, shard, results)
             out["pairs"] += [
                 {
@@ -131,10 +148,13 @@ def shard_plan(config: dict, dataset: str, criterion: str, shard: str, results: 
                     "b": _spec(dataset, plan.PRIMARY, s, m, shard, results),
                 }
                 for s in states
+                if have(plan.PRIMARY, s, m)
             ]
         return out
     other = "inceptionv3_2" if criterion == "repeatability" else "densenet121_1"
     for m in methods:
+        if not (have(plan.PRIMARY, "original", m) and have(other, "original", m)):
+            continue
         a = _spec(dataset, plan.PRIMARY, "original", m, shard, results)
         b = _spec(dataset, other, "original", m, shard, results)
         out["pairs"].append(
@@ -160,14 +180,20 @@ def plan_inputs(p: dict) -> list[str]:
 
 def threshold_plan(config: dict, dataset: str, shards: list[str], results: str = "results") -> dict:
     """Trained-model map files of every test shard, per method, for the degradation thresholds."""
-    methods = _methods(config)
+    states = plan.randomization_states(config, dataset)
+    methods = [  # a BYOM index may randomize some methods only
+        m
+        for m in _methods(config, dataset)
+        if plan.has_maps(config, dataset, plan.PRIMARY, "original", m)
+        and any(plan.has_maps(config, dataset, plan.PRIMARY, s, m) for s in states)
+    ]
     return {
         "methods": {
             m: [_spec(dataset, plan.PRIMARY, "original", m, s, results)["path"] for s in shards] for m in methods
         },
         "seed": plan.derive_seed(config.get("seed", 2021), dataset, "randomization-threshold-pairs"),
         "n_pairs": int(config.get("randomization", {}).get("threshold_pairs", 50)),
-        "state": plan.fully_randomized_state(config),
+        "state": plan.fully_randomized_state(config, dataset),
     }
 
 
@@ -298,10 +324,16 @@ def utility_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
         use = np.isin(idx, keep)
         norm = normalize(maps[use], spec["method"], cfg["normalization"], normalizer)
         values = utility_scores(norm, masks[idx[use]], what=spec["path"])
+        if cfg.get("localization"):
+            values.update(
+                localization_scores(norm, masks[idx[use]], cfg["localization_thresholds"], what=spec["path"])
+            )
         frames.append(tables.rows(ds, "utility", spec["method"], spec["model"], "", spec["state"], ids[use], values))
     if p.get("avg"):
         avg = _read_avg(p["avg"], masks.shape[1:])
         values = utility_scores(avg, masks[keep], what=p["avg"])
+        if cfg.get("localization"):
+            values.update(localization_scores(avg, masks[keep], cfg["localization_thresholds"], what=p["avg"]))
         frames.append(tables.rows(ds, "utility", "AVG", "avg", "", "original", shard_ids[keep], values))
     return tables.concat(frames)
 

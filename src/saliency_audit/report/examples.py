@@ -24,7 +24,7 @@ def overlay_files(s: dict, dataset: str, shard: str, results="results", methods=
         "shard": SHARD.format(**f),
         "maps": {m: MAPS.format(model=s["primary"], state="original", method=m, **f) for m in methods},
         "localizer": MAPS.format(model=f"{s['localizer']}_1", state="original", method="PRED", **f),
-        "avg": AVG_MAP.format(**f),
+        "avg": AVG_MAP.format(**f) if s.get("has_avg", True) else None,
     }
 
 
@@ -35,13 +35,16 @@ def randomization_files(s: dict, dataset: str, shard: str, results="results") ->
     return {
         "shard": SHARD.format(**f),
         "maps": {
-            m: {st: MAPS.format(model=s["primary"], state=st, method=m, **f) for st in states} for m in s["methods"]
+            m: {st: MAPS.format(model=s["primary"], state=st, method=m, **f) for st in states}
+            for m in s.get("randomized_methods", s["methods"])
         },
     }
 
 
 def _get(inp, key):
     """``inp[key]`` of a dict or of Snakemake's named input (a Namedlist); a list for ``maps``."""
+    if key == "avg" and (inp.get(key) if isinstance(inp, dict) else getattr(inp, key, None)) is None:
+        return None  # no AVG baseline (BYOM / all-test datasets)
     v = inp[key] if isinstance(inp, dict) else getattr(inp, key)
     return v if isinstance(v, str) or key != "maps" else list(v)
 
@@ -63,10 +66,10 @@ def randomization_files_from_input(inp, s: dict) -> dict:
     maps = _get(inp, "maps")
     maps = [maps] if isinstance(maps, str) else maps
     states = ["original"] + list(s["states"])
-    if len(maps) != len(states) * len(s["methods"]):
+    if len(maps) != len(states) * len(s.get("randomized_methods", s["methods"])):
         raise ValueError(f"{len(maps)} map files for {len(s['methods'])} methods x {len(states)} states")
     it = iter(maps)
-    return {"shard": _get(inp, "shard"), "maps": {m: {st: next(it) for st in states} for m in s["methods"]}}
+    return {"shard": _get(inp, "shard"), "maps": {m: {st: next(it) for st in states} for m in s.get("randomized_methods", s["methods"])}}
 
 
 def flat(files: dict) -> list[str]:
@@ -112,9 +115,10 @@ def overlay_data(files: dict, s: dict, utility: pd.DataFrame | None, metric="aup
     for m, path in files["maps"].items():
         maps[m] = load_maps(path, ids, m, s["normalization"])
         scores[m] = _lookup(utility, ids, metric, method=m, model_a=s["primary"], state="original")
-    avg = np.load(files["avg"]).astype(np.float32)
-    maps[AVG] = np.broadcast_to(avg, images.shape)
-    scores[AVG] = _lookup(utility, ids, metric, model_a="avg")
+    if files.get("avg"):
+        avg = np.load(files["avg"]).astype(np.float32)
+        maps[AVG] = np.broadcast_to(avg, images.shape)
+        scores[AVG] = _lookup(utility, ids, metric, model_a="avg")
     maps[loc] = load_maps(files["localizer"], ids, "PRED", s["normalization"])
     scores[loc] = _lookup(utility, ids, metric, model_a=f"{s['localizer']}_1")
     return ids, images, masks, maps, scores

@@ -34,10 +34,16 @@ def settings(config: dict, dataset: str) -> dict:
         "utility_metrics": list(st.get("utility_metrics", ["auprc"])),
         "similarity_metrics": list(st.get("similarity_metrics", ["ssim"])),
         "low_baseline_ssim": float(crit.get("low_baseline_ssim", 0.5)),
-        "methods": list(config.get("saliency", {}).get("methods", DEFAULT_METHODS)),
+        "methods": plan.methods(config, dataset, default=DEFAULT_METHODS),
         "localizer": plan.localizer(config["datasets"][dataset]),
-        "full_state": plan.fully_randomized_state(config),
-        "states": [s for s in plan.randomization_states(config) if s.startswith("cascade-")],
+        "full_state": plan.fully_randomized_state(config, dataset),
+        "states": [s for s in plan.randomization_states(config, dataset) if s.startswith("cascade-")],
+        "has_avg": plan.has_avg(config, dataset),
+        "randomized_methods": [  # a BYOM index may randomize some methods only
+            m
+            for m in plan.methods(config, dataset, default=DEFAULT_METHODS)
+            if all(plan.has_maps(config, dataset, plan.PRIMARY, st, m) for st in plan.randomization_states(config, dataset))
+        ],
         "primary": plan.PRIMARY,
         "images": config.get("saliency", {}).get("images", "with_finding"),
         "normalization": config.get("saliency", {}).get("normalization", "released"),

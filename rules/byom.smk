@@ -1,0 +1,94 @@
+# Bring your own maps (docs/byom.md): a dataset with a `maps:` block gets no training and no
+# saliency jobs; its precomputed maps (listed in maps.index_csv) are resized onto each test shard
+# and written where the saliency stage writes maps, so the criteria, statistics and report run
+# unchanged. One job per (dataset, model, state, method, test shard), like the saliency stage.
+
+from saliency_audit.byom import index as byom_index  # noqa: E402
+
+BYOM_DATASETS = plan.byom_datasets(config)
+BYOM_CODE = plan.package_hash("byom")
+
+
+def byom_layout(dataset):
+    return byom_index.layout(dataset, config["datasets"][dataset])
+
+
+def byom_targets(dataset):
+    """Every imported maps file of a BYOM dataset and its table of model/state labels."""
+    if dataset not in BYOM_DATASETS:
+        return []
+    return [
+        f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
+        for model, state, method in byom_layout(dataset)["triples"]
+        for shard in shards(dataset, "test")
+    ] + [f"{RESULTS}/{dataset}/byom/labels.csv"]
+
+
+def byom_map_files(wildcards):
+    """The index's map files for the images of this test shard (missing ones: error in the job)."""
+    m = manifest(wildcards.dataset)
+    m = m[(m["split"] == "test") & (m["shard"] == int(wildcards.shard))]
+    if config["saliency"]["images"] != "all":
+        m = m[m["has_finding"]]
+    rows = byom_layout(wildcards.dataset)["rows"]
+    sel = rows[
+        (rows["model_id"] == wildcards.model)
+        & (rows["state_id"] == wildcards.state)
+        & (rows["method_id"] == wildcards.method)
+        & rows["image_id"].isin(set(m["image_id"]))
+    ]
+    return sorted(set(sel["path"]))
+
+
+rule import_maps:
+    input:
+        index=lambda wc: config["datasets"][wc.dataset]["maps"]["index_csv"],
+        manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
+        shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+        maps=byom_map_files,
+    output:
+        f"{RESULTS}/{{dataset}}/maps/{{model}}/{{state}}/{{method}}/test_{{shard}}.npz",
+    log:
+        "logs/{dataset}/maps/{model}/{state}/{method}/import_test_{shard}.log",
+    benchmark:
+        "benchmarks/out/{dataset}/maps/{model}/{state}/{method}/import_test_{shard}.tsv"
+    wildcard_constraints:
+        dataset=plan.dataset_regex(BYOM_DATASETS),
+        state=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
+        method=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        dataset=lambda wc: config["datasets"][wc.dataset],
+        images=config["saliency"]["images"],
+        code=BYOM_CODE,
+    script:
+        "../workflow_scripts/import_maps.py"
+
+
+rule byom_labels:
+    input:
+        index=lambda wc: config["datasets"][wc.dataset]["maps"]["index_csv"],
+    output:
+        f"{RESULTS}/{{dataset}}/byom/labels.csv",
+    log:
+        "logs/{dataset}/byom/labels.log",
+    benchmark:
+        "benchmarks/out/{dataset}/byom/labels.tsv"
+    wildcard_constraints:
+        dataset=plan.dataset_regex(BYOM_DATASETS),
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dataset=lambda wc: config["datasets"][wc.dataset],
+        code=BYOM_CODE,
+    script:
+        "../workflow_scripts/import_maps.py"

@@ -1,0 +1,98 @@
+"""CheXlocalize's localization metrics (IoU after Otsu / fixed threshold, hit rate) on hand-built maps."""
+
+import numpy as np
+import pytest
+from skimage.filters import threshold_otsu
+from sklearn.metrics import jaccard_score
+
+from saliency_audit.errors import InputError
+from saliency_audit.metrics import localization as loc
+
+
+def square(size, r0, r1, c0, c1):
+    m = np.zeros((size, size), np.uint8)
+    m[r0:r1, c0:c1] = 1
+    return m
+
+
+def test_iou_by_hand_and_against_sklearn():
+    truth = square(8, 2, 6, 2, 6)  # 16 px
+    pred = square(8, 4, 8, 4, 8)  # 16 px, overlap rows 4-5 x cols 4-5 = 4 px
+    assert loc.iou(pred, truth) == pytest.approx(4 / 28)
+    assert loc.iou(pred, truth) == pytest.approx(jaccard_score(truth.ravel(), pred.ravel()))
+    assert loc.iou(np.zeros_like(truth), truth) == 0.0  # empty prediction, finding present
+    assert np.isnan(loc.iou(pred, np.zeros_like(truth)))  # no finding: NaN (CheXlocalize)
+
+
+def test_otsu_binarization_of_a_bimodal_map():
+    rng = np.random.default_rng(0)
+    truth = square(16, 3, 9, 5, 12)
+    m = np.where(truth == 1, 0.8, 0.1) + rng.uniform(0, 0.005, truth.shape)
+    seg = loc.binarize(m, "otsu")
+    q = (255 * m).astype(np.uint8)  # CheXlocalize: np.uint8(255 * map), then Otsu
+    assert np.array_equal(seg, q > threshold_otsu(q))
+    assert np.array_equal(seg, truth.astype(bool))  # the two modes separate exactly
+    out = loc.localization_scores(m[None], truth[None], ["otsu", 0.5, 0.9])
+    assert out["iou_otsu"][0] == 1.0
+    assert out["iou_0.5"][0] == 1.0
+    assert out["iou_0.9"][0] == 0.0  # nothing above 0.9
+    assert out["hit"][0] == 1.0
+
+
+def test_fixed_threshold_iou_against_sklearn():
+    rng = np.random.default_rng(1)
+    m = rng.random((3, 12, 12))
+    truth = np.stack([square(12, 0, 6, 0, 6), square(12, 3, 9, 3, 12), square(12, 10, 12, 0, 12)])
+    out = loc.localization_scores(m, truth, [0.3, "otsu"])
+    for i in range(3):
+        ref = jaccard_score(truth[i].ravel(), (m[i] > 0.3).ravel())
+        assert out["iou_0.3"][i] == pytest.approx(ref, abs=1e-12)
+        q = (255 * m[i]).astype(np.uint8)
+        ref = jaccard_score(truth[i].ravel(), (q > threshold_otsu(q)).ravel())
+        assert out["iou_otsu"][i] == pytest.approx(ref, abs=1e-12)
+
+
+def test_hit_rate_pointing_game():
+    truth = square(10, 2, 5, 2, 5)
+    inside = np.zeros((10, 10))
+    inside[3, 3] = 1.0
+    outside = np.zeros((10, 10))
+    outside[8, 8] = 1.0
+    assert loc.hit(inside, truth) == 1.0
+    assert loc.hit(outside, truth) == 0.0
+    # ties: the first maximum in row-major order (numpy.argmax, CheXlocalize)
+    tie = np.zeros((10, 10))
+    tie[0, 9] = tie[3, 3] = 1.0
+    assert loc.hit(tie, truth) == 0.0
+    tie[0, 9] = 0.5
+    assert loc.hit(tie, truth) == 1.0
+    assert np.isnan(loc.hit(inside, np.zeros_like(truth)))
+
+
+def test_all_zero_map_has_defined_metrics():
+    truth = square(10, 0, 3, 0, 3)
+    zero = np.zeros((1, 10, 10), np.float32)
+    out = loc.localization_scores(zero, truth[None], ["otsu", 0.5])
+    assert out["iou_otsu"][0] == 0.0 and out["iou_0.5"][0] == 0.0  # empty segmentation, not NaN
+    assert out["hit"][0] == 1.0  # argmax of an all-zero map is pixel (0, 0), inside this truth
+    truth2 = square(10, 5, 8, 5, 8)
+    assert loc.localization_scores(zero, truth2[None])["hit"][0] == 0.0
+
+
+def test_shared_map_equals_per_image_maps():
+    rng = np.random.default_rng(2)
+    avg = rng.random((12, 12))
+    masks = np.stack([square(12, 0, 6, 0, 6), square(12, 6, 12, 6, 12)])
+    shared = loc.localization_scores(avg, masks, ["otsu", 0.4])
+    each = loc.localization_scores(np.stack([avg, avg]), masks, ["otsu", 0.4])
+    for k in shared:
+        np.testing.assert_array_equal(shared[k], each[k])
+
+
+def test_bad_thresholds_and_shapes():
+    with pytest.raises(InputError, match="otsu"):
+        loc.localization_scores(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), ["mean"])
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        loc.localization_scores(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), [2])
+    with pytest.raises(InputError, match="does not match"):
+        loc.localization_scores(np.zeros((1, 4, 4)), np.ones((1, 5, 5)))
