@@ -18,6 +18,8 @@ checkpoint manifest:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/data.yaml"
     script:
         "../workflow_scripts/manifest.py"
 
@@ -39,5 +41,7 @@ rule shard:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/data.yaml"
     script:
         "../workflow_scripts/shard.py"

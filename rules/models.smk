@@ -1,1 +1,113 @@
-# models stage (being written)
+# Models stage: one training job per (dataset, model id) of plan.model_ids (classifiers with
+# replicates, the label-shuffled InceptionV3, the dataset's localizer), the AVG baseline map, and
+# the localizer's pixel maps per test shard. Model randomization has no job: the saliency stage
+# applies saliency_audit.models.randomize.apply_state at map time.
+
+
+def model_cfg(model_id):
+    """The settings of one model that change its result (its own section + global switches)."""
+    m = config["models"]
+    keep = (plan.arch_of(model_id), "mixed_precision", "jit_compile", "shuffle_buffer")
+    return {k: m[k] for k in keep if k in m}
+
+
+def model_image_size(dataset):
+    return config["datasets"][dataset].get("image_size", config["image_size"])
+
+
+def localizer_ids(dataset):
+    return [m for m in plan.model_ids(config, dataset) if not plan.is_classifier(m)]
+
+
+def model_targets(dataset):
+    """Every model's metrics.json, the AVG map and the localizer maps of one dataset."""
+    out = [
+        f"{RESULTS}/{dataset}/models/{m}/metrics.json"
+        for m in plan.model_ids(config, dataset)
+    ]
+    out.append(f"{RESULTS}/{dataset}/models/avg/avg_map.npy")
+    out += expand(
+        f"{RESULTS}/{dataset}/maps/{{model}}/original/PRED/test_{{shard}}.npz",
+        model=localizer_ids(dataset),
+        shard=shards(dataset, "test"),
+    )
+    return out
+
+
+rule train_model:
+    input:
+        train=lambda wc: shard_files(wc.dataset, "train"),
+        val=lambda wc: shard_files(wc.dataset, "val"),
+        test=lambda wc: shard_files(wc.dataset, "test"),
+    output:
+        model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
+        history=f"{RESULTS}/{{dataset}}/models/{{model}}/history.csv",
+        metrics=f"{RESULTS}/{{dataset}}/models/{{model}}/metrics.json",
+    log:
+        "logs/{dataset}/models/{model}/train.log",
+    benchmark:
+        "benchmarks/out/{dataset}/models/{model}/train.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=lambda wc: 12000 if plan.is_classifier(wc.model) else 8000,
+        runtime=lambda wc: 720 if plan.is_classifier(wc.model) else 480,
+    params:
+        models=lambda wc: model_cfg(wc.model),
+        image_size=lambda wc: model_image_size(wc.dataset),
+        seed=lambda wc: plan.model_seed(config, wc.dataset, wc.model),
+        code=plan.package_hash("models"),
+    script:
+        "../workflow_scripts/train.py"
+
+
+rule avg_map:
+    input:
+        train=lambda wc: shard_files(wc.dataset, "train"),
+        val=lambda wc: shard_files(wc.dataset, "val"),
+    output:
+        avg=f"{RESULTS}/{{dataset}}/models/avg/avg_map.npy",
+    log:
+        "logs/{dataset}/models/avg_map.log",
+    benchmark:
+        "benchmarks/out/{dataset}/models/avg_map.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        image_size=lambda wc: model_image_size(wc.dataset),
+        code=plan.package_hash("models"),
+    script:
+        "../workflow_scripts/avg_map.py"
+
+
+rule localizer_maps:
+    input:
+        model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
+        shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+    output:
+        maps=f"{RESULTS}/{{dataset}}/maps/{{model}}/original/PRED/test_{{shard}}.npz",
+    log:
+        "logs/{dataset}/maps/{model}/PRED_test_{shard}.log",
+    benchmark:
+        "benchmarks/out/{dataset}/maps/{model}/PRED_test_{shard}.tsv"
+    wildcard_constraints:
+        model=r"(unet|retinanet)_\d+",
+    conda:
+        "../envs/tensorflow.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=60,
+    params:
+        images=config["saliency"]["images"],
+        score_threshold=config["models"]["retinanet"]["score_threshold"],
+        code=plan.package_hash("models"),
+    script:
+        "../workflow_scripts/localizer_maps.py"

@@ -1,0 +1,59 @@
+"""Models: classifiers (InceptionV3, DenseNet121), localizers (U-Net, RetinaNet), training, the AVG
+baseline and model randomization.
+
+Public interface used by other stages:
+
+- :func:`build_classifier` (arch, image_size, weights, seed) -> Keras model with a ``logits`` output
+- :func:`load_model` (path) -> Keras model (uncompiled)
+- :func:`localizer_maps` (model, arch, images_uint8) -> (N,S,S) float32 maps in [0,1]
+- :func:`saliency_audit.models.randomize.apply_state` (model, arch, state, seed_base) -> model
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from .classifiers import build_classifier
+
+__all__ = ["build_classifier", "load_model", "localizer_maps"]
+
+
+def load_model(path):
+    """Load a ``model.keras`` written by the training rule (uncompiled: maps and inference only)."""
+    from pathlib import Path
+
+    import keras
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: model file not found")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: cannot load Keras model ({exc})") from exc
+
+
+def localizer_maps(model, arch: str, images_uint8, score_threshold: float = 0.01, batch_size: int = 16) -> np.ndarray:
+    """Pixel maps (N,S,S) float32 in [0,1] of a localizer for uint8 images (N,S,S).
+
+    U-Net: the per-pixel sigmoid. RetinaNet: for every pixel the highest score of the detected
+    boxes with score > ``score_threshold`` covering it (Arun et al. 2021, Methods).
+    """
+    from .data import predict_images
+    from .retinanet import retinanet_maps
+    from .unet import unet_maps
+
+    images_uint8 = np.asarray(images_uint8)
+    if images_uint8.ndim != 3:
+        raise InputError(f"localizer_maps: expected uint8 images (N,S,S), got shape {images_uint8.shape}")
+    if not len(images_uint8):
+        return np.zeros((0,) + images_uint8.shape[1:], np.float32)
+    out = predict_images(model, images_uint8, batch_size)
+    if arch == "unet":
+        maps = unet_maps(out)
+    elif arch == "retinanet":
+        maps = retinanet_maps(out, images_uint8.shape[1], score_threshold)
+    else:
+        raise InputError(f"localizer_maps: {arch!r} is not a localizer (unet or retinanet)")
+    return np.clip(maps, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,245 @@
+"""Training of the classifiers and the localizers, with seeded, streamed, early-stopped fits.
+
+Arun et al. (2021), Methods: InceptionV3 (Adam lr 1e-4, <= 20 epochs, early stopping on validation
+AUC, patience 4) and DenseNet121 (lr 7e-5, <= 30 epochs, patience 5), BCE on the logit; U-Net
+(focal + dice, lr 1e-4, balanced sampling, ReduceLROnPlateau x0.1 after 3 epochs, early stopping
+on validation loss); RetinaNet (lr 1e-4). Every setting comes from the config's ``models:`` block.
+
+Determinism: ``keras.utils.set_random_seed`` + ``tf.config.experimental.enable_op_determinism``
+and seeded tf.data shuffles, so one config gives identical weights and metrics on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from .. import io
+from ..errors import InputError
+from ..plan import CLASSIFIERS, arch_of, derive_seed
+from . import data
+from .classifiers import build_classifier, weights_source
+from .retinanet import anchors_for, build_retinanet, encode, retinanet_image_scores, retinanet_loss
+from .unet import build_unet, focal_dice_loss, unet_image_scores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model: object
+    history: pd.DataFrame
+    metrics: dict = field(default_factory=dict)
+
+
+def configure_runtime(seed: int, threads: int | None = None, mixed_precision: bool = False) -> None:
+    """Seed every generator, make TensorFlow ops deterministic, set threads and the dtype policy."""
+    import keras
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+        except RuntimeError:  # TensorFlow already initialised in this process
+            pass
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+
+
+def auroc(labels, scores) -> float:
+    """sklearn ``roc_auc_score``; NaN when the split holds one class only."""
+    labels = np.asarray(labels).astype(int)
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(roc_auc_score(labels, np.asarray(scores, np.float64)))
+
+
+def classifier_scores(outputs):
+    return np.asarray(outputs, np.float64)[:, 0]
+
+
+def score_fn(arch: str):
+    """Image-level score of a model's outputs (for AUROC)."""
+    if arch in CLASSIFIERS:
+        return classifier_scores
+    if arch == "unet":
+        return unet_image_scores
+    if arch == "retinanet":
+        return retinanet_image_scores
+    raise InputError(f"unknown model architecture {arch!r}")
+
+
+class EpochMetrics:
+    """Keras callback factory: validation metrics after every epoch, logged and recorded."""
+
+    @staticmethod
+    def make(arch, val_paths, batch_size, model_id):
+        import keras
+
+        scorer = score_fn(arch)
+
+        class _EpochMetrics(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.rows = []
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs if logs is not None else {}
+                scores, labels = data.predict_split(self.model, val_paths, scorer, batch_size)
+                if arch in CLASSIFIERS:  # BCE of the logits (the training loss) on the val split
+                    z, y = scores, labels.astype(np.float64)
+                    logs["val_loss"] = float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+                auc = auroc(labels, scores)
+                if np.isnan(auc):
+                    log.warning("%s: the validation split holds one class only; val_auc set to 0.5", model_id)
+                    auc = 0.5
+                logs["val_auc"] = auc
+                logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+                self.rows.append(row)
+                log.info("%s epoch %d: %s", model_id, epoch + 1, ", ".join(f"{k}={v:.5g}" for k, v in row.items() if k != "epoch"))
+
+        return _EpochMetrics()
+
+
+def _box_target(anchors):
+    def target(shard, i):
+        b = shard["boxes"]
+        return encode(anchors, b[b[:, 0] == i, 1:5] if len(b) else np.zeros((0, 4), np.float32))
+
+    return target
+
+
+def train_model(
+    model_id: str,
+    train_paths,
+    val_paths,
+    test_paths,
+    models_cfg: dict,
+    image_size: int,
+    seed: int,
+    dataset: str = "",
+    threads: int | None = None,
+    verbose: int | None = None,
+) -> TrainResult:
+    """Train one model of ``plan.model_ids`` on the shards of a dataset and evaluate it on the test split.
+
+    Parameters
+    ----------
+    model_id : e.g. ``inceptionv3_1``, ``inceptionv3-shuffled_1``, ``unet_2``, ``retinanet_1``.
+    train_paths, val_paths, test_paths : shard files of the three splits.
+    models_cfg : the config's ``models:`` block (the model's own section and the global switches).
+    image_size : side of the shards' images.
+    seed : the replicate seed (``plan.model_seed``).
+    dataset : name recorded in the metrics.
+    verbose : Keras progress display; default 1 on a terminal, else 2 (one line per epoch).
+    """
+    import keras
+
+    arch = arch_of(model_id)
+    mcfg = models_cfg.get(arch, {})
+    size = int(image_size)
+    if verbose is None:
+        verbose = 1 if sys.stderr.isatty() else 2
+    configure_runtime(seed, threads, models_cfg.get("mixed_precision", False))
+    batch = int(mcfg.get("batch_size", 16))
+    buffer = int(models_cfg.get("shuffle_buffer", 256))
+    n_train = len(data.split_labels(train_paths))
+    defaults = {"inceptionv3": (1e-4, 20, 4), "densenet121": (7e-5, 30, 5), "unet": (1e-4, 75, 15), "retinanet": (1e-4, 30, 5)}
+    lr0, epochs0, patience0 = defaults[arch]
+    lr, epochs, patience = float(mcfg.get("lr", lr0)), int(mcfg.get("epochs", epochs0)), int(mcfg.get("patience", patience0))
+    info = {"model": model_id, "arch": arch, "dataset": dataset, "seed": int(seed), "image_size": size, "lr": lr,
+            "batch_size": batch, "max_epochs": epochs, "patience": patience}
+    shuffled = "-shuffled" in model_id
+
+    if arch in CLASSIFIERS:
+        weights = weights_source(mcfg.get("weights", "imagenet"))
+        model = build_classifier(arch, size, weights, seed)
+        if mcfg.get("bn_momentum") is not None:  # from scratch on few steps: let BN statistics keep up
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = float(mcfg["bn_momentum"])
+        labels = None
+        if shuffled:  # label randomization (Adebayo et al. 2018): same images, permuted labels
+            labels = np.random.default_rng(derive_seed(seed, "label-shuffle")).permutation(data.split_labels(train_paths))
+        train_ds = data.make_dataset(train_paths, data.label_target, (1,), size, batch, seed=seed, buffer_size=buffer, labels=labels)
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        monitor, mode = "val_auc", "max"
+        val_ds, extra = None, []
+        info.update(weights=weights, label_shuffled=shuffled, bn_momentum=mcfg.get("bn_momentum"))
+    elif arch == "unet":
+        model = build_unet(size, int(mcfg.get("base_filters", 32)), int(mcfg.get("depth", 4)), seed)
+        steps = int(np.ceil(n_train / batch))
+        train_ds = data.make_dataset(train_paths, data.mask_target, (size, size, 1), size, batch, seed=seed, buffer_size=buffer, balanced=True, steps=steps)
+        val_ds = data.make_dataset(val_paths, data.mask_target, (size, size, 1), size, batch)
+        loss = focal_dice_loss
+        monitor, mode = "val_loss", "min"
+        extra = [keras.callbacks.ReduceLROnPlateau("val_loss", factor=float(mcfg.get("plateau_factor", 0.1)),
+                                                   patience=int(mcfg.get("plateau_patience", 3)), verbose=0)]
+        info.update(weights="none", base_filters=int(mcfg.get("base_filters", 32)), depth=int(mcfg.get("depth", 4)))
+    elif arch == "retinanet":
+        model = build_retinanet(size, seed=seed)
+        anchors = anchors_for(size)
+        target = _box_target(anchors)
+        train_ds = data.make_dataset(train_paths, target, (len(anchors), 5), size, batch, seed=seed, buffer_size=buffer)
+        val_ds = data.make_dataset(val_paths, target, (len(anchors), 5), size, batch)
+        loss = retinanet_loss
+        monitor, mode = "val_loss", "min"
+        extra = []
+        info.update(weights="none", score_threshold=float(mcfg.get("score_threshold", 0.01)))
+    else:
+        raise InputError(f"model id {model_id!r}: unknown architecture {arch!r}")
+
+    # XLA compilation of a 300-layer graph costs minutes on a small CPU; opt in on GPUs
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, jit_compile=bool(models_cfg.get("jit_compile", False)))
+    metrics_cb = EpochMetrics.make(arch, val_paths, batch, model_id)
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True)
+    log.info("training %s (%s, %d train images, %s weights, seed %d): lr %g, <= %d epochs, patience %d on %s",
+             model_id, arch, n_train, info.get("weights"), seed, lr, epochs, patience, monitor)
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=[metrics_cb, stop, *extra], verbose=verbose, shuffle=False)
+    history = pd.DataFrame(metrics_cb.rows)
+    best = int(stop.best_epoch) + 1 if stop.best_weights is not None else len(history)
+    scores, labels = data.predict_split(model, test_paths, score_fn(arch), batch)
+    info.update(
+        epochs_run=len(history),
+        best_epoch=best,
+        monitor=monitor,
+        best_monitor=float(history[monitor].iloc[best - 1]),
+        val_auroc=float(history["val_auc"].iloc[best - 1]),
+        test_auroc=auroc(labels, scores),
+        n_train=n_train,
+        n_val=len(data.split_labels(val_paths)),
+        n_test=len(labels),
+        n_test_positive=int(labels.sum()),
+        keras_version=keras.__version__,
+    )
+    log.info("%s: best epoch %d of %d, test AUROC %.4f", model_id, best, len(history), info["test_auroc"])
+    return TrainResult(model, history, info)
+
+
+def save_model(model, path) -> None:
+    """Save a Keras model atomically (``.keras``)."""
+    with io.atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def avg_map(paths, image_size: int | None = None) -> np.ndarray:
+    """AVG baseline (Arun et al.): the mean of all masks (box masks for detection) of the given
+    shards (train + val), float32 in [0, 1]; streamed one shard at a time."""
+    total, n = None, 0
+    for p in paths:
+        m = data.read_key(p, "masks").astype(np.float64)
+        if image_size is not None and m.shape[1:] != (image_size, image_size):
+            raise InputError(f"{p}: masks are {m.shape[1:]}, expected {image_size}x{image_size}")
+        total = m.sum(0) if total is None else total + m.sum(0)
+        n += len(m)
+    if not n:
+        raise InputError("AVG map: no masks in the given shards")
+    return (total / n).astype(np.float32)

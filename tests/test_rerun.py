@@ -1,0 +1,139 @@
+"""Rerun only what changed: after a completed tiny run, changing one setting schedules exactly the
+jobs that depend on it (Snakemake's params rerun trigger; every result-changing setting is a param).
+
+One completed run (tiny config with explicit InceptionV3 seeds, so one replicate's seed can change
+alone) is shared by the module; each test writes a changed config and asks `snakemake -n` and
+`--list-changes params`, never running the changed plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+SEEDS = [101, 202]
+
+pytestmark = pytest.mark.slow
+
+
+def _base_config() -> dict:
+    config = yaml.safe_load(TINY.read_text())
+    config["models"]["inceptionv3"]["seeds"] = list(SEEDS)
+    return config
+
+
+def _snakemake(workdir: Path, config: dict, *args: str, timeout: int = 1200) -> str:
+    text = yaml.safe_dump(config)
+    cfg = workdir.parent / f"config-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
+    cfg.write_text(text)
+    cmd = [SNAKEMAKE, "--cores", "2", "--replace-workflow-config", "--configfile", str(cfg), "--directory", str(workdir), *args]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, text=True, capture_output=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def completed_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("rerun") / "run"
+    config = _base_config()
+    _snakemake(workdir, config)
+    out = _snakemake(workdir, config, "-n")
+    assert "Nothing to be done" in out, out[-2000:]
+    return workdir, config
+
+
+def planned_jobs(out: str) -> list[tuple[str, list[str]]]:
+    """(rule, outputs) of every job in a dry run's log."""
+    jobs = []
+    for block in re.split(r"\n(?=\[[^\]]+\]\n)|\n(?=(?:local)?(?:rule|checkpoint) \w+:\n)", out):
+        m = re.search(r"^(?:local)?(?:rule|checkpoint) (\w+):$", block, flags=re.M)
+        if not m:
+            continue
+        o = re.search(r"^\s+output: (.*)$", block, flags=re.M)
+        jobs.append((m.group(1), [s.strip() for s in o.group(1).split(",")] if o else []))
+    return jobs
+
+
+def plan(workdir: Path, config: dict) -> tuple[list[tuple[str, list[str]]], set[str]]:
+    """(jobs a run with `config` would do, outputs whose params changed)."""
+    jobs = planned_jobs(_snakemake(workdir, config, "-n"))
+    changed = _snakemake(workdir, config, "--list-changes", "params", "--quiet", "all")
+    files = {line.strip() for line in changed.splitlines() if line.strip().startswith("results/")}
+    return jobs, files
+
+
+def _outputs(jobs) -> set[str]:
+    return {o for _, outs in jobs for o in outs}
+
+
+def _rules(jobs) -> set[str]:
+    return {r for r, _ in jobs}
+
+
+def test_parser_reads_a_dry_run():
+    out = (
+        "[Thu Nov 26 02:29:55 2026]\nrule saliency_maps:\n    input: a\n    output: results/x/maps/m/original/SG/test_000.npz\n"
+        "    jobid: 3\n\n[Thu Nov 26 02:29:55 2026]\nlocalrule all:\n    input: b\n    jobid: 0\n"
+    )
+    assert planned_jobs(out) == [("saliency_maps", ["results/x/maps/m/original/SG/test_000.npz"]), ("all", [])]
+
+
+def test_changing_one_saliency_parameter_reruns_only_its_maps(completed_run):
+    workdir, config = completed_run
+    changed = copy.deepcopy(config)
+    changed["saliency"]["params"]["SG"]["samples"] += 1
+    jobs, files = plan(workdir, changed)
+    maps = {o for o in _outputs(jobs) if "/maps/" in o}
+    results = workdir / "results"
+    if config.get("saliency", {}).get("job_per", "method") == "method":
+        # one job per method: exactly the SG maps, of every model, state and shard
+        expected = {p.relative_to(workdir).as_posix() for p in results.rglob("maps/*/*/SG/*.npz")}
+    else:
+        # one job per (model, state, shard) computes every method: all classifier maps (not PRED)
+        expected = {p.relative_to(workdir).as_posix() for p in results.rglob("maps/*/*/*/*.npz")}
+        expected = {f for f in expected if "/PRED/" not in f}
+    assert expected and files == expected, sorted(files ^ expected)[:10]
+    assert maps == expected
+    assert not any(r.startswith("train") or r in {"shard", "manifest", "localizer_maps", "avg_map"} for r in _rules(jobs))
+
+
+def test_changing_one_replicate_seed_retrains_only_that_replicate(completed_run):
+    workdir, config = completed_run
+    changed = copy.deepcopy(config)
+    changed["models"]["inceptionv3"]["seeds"] = [SEEDS[0], SEEDS[1] + 1]
+    jobs, files = plan(workdir, changed)
+    assert files, "the seed is a param of the training rule"
+    assert all("/models/inceptionv3_2/" in f for f in files), sorted(files)
+    outs = _outputs(jobs)
+    assert not any("/models/inceptionv3_1/" in o or "/models/densenet121_" in o for o in outs)
+    assert not any("/maps/inceptionv3_1/" in o or "/maps/densenet121_1/" in o for o in outs)
+    retrained = {o for o in outs if o.endswith("model.keras")}
+    assert retrained == {f"results/{ds}/models/inceptionv3_2/model.keras" for ds in config["datasets"]}
+    maps = {o for o in outs if "/maps/" in o}
+    expected_maps = {
+        p.relative_to(workdir).as_posix() for p in (workdir / "results").rglob("maps/inceptionv3_2/*/*/*.npz")
+    }
+    assert maps == expected_maps
+
+
+def test_changing_one_plotting_option_redraws_only_figures(completed_run):
+    workdir, config = completed_run
+    changed = copy.deepcopy(config)
+    changed.setdefault("report", {})["dpi"] = 72
+    jobs, files = plan(workdir, changed)
+    assert files and all("/figures/" in f for f in files), sorted(files)
+    outs = _outputs(jobs)
+    assert {o for o in outs if o.startswith("results/")} <= files | {"results/report.html"}
+    assert not any("/maps/" in o or "/models/" in o or "/scores/" in o or "/stats/" in o for o in outs)

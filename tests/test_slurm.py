@@ -1,0 +1,203 @@
+"""End to end on a real (one-node, localhost) Slurm cluster, through the project's Slurm profile.
+
+scripts/slurm/local_cluster.sh installs munge, slurmctld, slurmd, slurmdbd and MariaDB from Debian
+(root only; CI runs as root on a fresh Debian machine), starts them by hand with four fake GPUs and
+accounting (so `sacct` works as on real clusters), and stops them by pid afterwards. The tiny
+config then runs with exactly the documented command, `snakemake --profile slurm` from the
+repository root, plus a test overlay profile that only swaps conda deployment for nothing (no conda
+channel is reachable in CI) and shortens the status polling; account and partition come from the
+command line as the README says. Its results must equal a local run's (tables and arrays, not
+timestamps), every Slurm job must have completed, and GPU rules must have been given a GPU.
+
+Budget (CI): install ~2 min + cluster 5 s + Slurm run + local run < 12 min.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "scripts" / "slurm" / "local_cluster.sh"
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+ACCOUNT = "saliency-test"  # created by local_cluster.sh
+#: targets of the run; SLURM_TEST_TARGETS narrows it (e.g. to one stage while developing)
+TARGETS = os.environ.get("SLURM_TEST_TARGETS", "").split()
+RUN_TIMEOUT = int(os.environ.get("SLURM_TEST_TIMEOUT", "480"))
+#: columns that record when or how long, not what
+TIME_COLUMNS = {"time", "timestamp", "date", "seconds", "s", "elapsed", "duration", "wall_time", "runtime", "h:m:s"}
+
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.skipif(sys.platform != "linux", reason="needs Linux"),
+    pytest.mark.skipif(
+        os.geteuid() != 0 and shutil.which("slurmctld") is None,
+        reason="needs root (to apt-get install Slurm) or an installed Slurm",
+    ),
+]
+
+
+def _run(cmd, cwd=ROOT, timeout=None, env=None, check=True):
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout, text=True, capture_output=True)
+    dt = time.monotonic() - t0
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} failed ({proc.returncode}) after {dt:.0f} s\n"
+            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-8000:]}"
+        )
+    return proc, dt
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running one-node cluster; yields the environment for the client commands."""
+    state = tmp_path_factory.mktemp("slurm-state")
+    _run(["bash", str(CLUSTER), "install"], timeout=600)
+    env = dict(os.environ, SLURM_CONF=str(state / "etc" / "slurm.conf"))
+    try:
+        _run(["bash", str(CLUSTER), "up", str(state)], timeout=240)
+        yield env
+    finally:
+        pids = {p.stem: int(p.read_text()) for p in (state / "pids").glob("*.pid")}
+        _run(["bash", str(CLUSTER), "down", str(state)], timeout=120, check=False)
+        still = [name for name, pid in pids.items() if _alive(pid)]
+        assert not still, f"daemons still running after down: {still}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _overlay_profile(path: Path) -> Path:
+    """Test-only settings layered on the Slurm profile (later --profile wins per key)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.yaml").write_text(
+        "# no conda channel in CI: env-modules deploys nothing (no rule has envmodules:)\n"
+        "software-deployment-method: env-modules\n"
+        "slurm-init-seconds-before-status-checks: 5\n"
+        "seconds-between-status-checks: 5\n"
+        "latency-wait: 10\n"
+        "retries: 0\n"
+        "slurm-keep-successful-logs: true\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    base = tmp_path_factory.mktemp("slurm-e2e")
+    workdir = base / "slurm"
+    overlay = _overlay_profile(base / "overlay")
+    cmd = [
+        "timeout", "-k", "20", str(RUN_TIMEOUT),
+        SNAKEMAKE, "--profile", "slurm", "--profile", str(overlay),
+        "--default-resources", f"slurm_account={ACCOUNT}", "slurm_partition=debug",
+        "--replace-workflow-config", "--configfile", str(TINY),
+        "--directory", str(workdir), *TARGETS,
+    ]  # fmt: skip
+    env = dict(cluster, TF_CPP_MIN_LOG_LEVEL="2")
+    proc, dt = _run(cmd, env=env)
+    print(f"slurm run: {dt:.0f} s")
+    return workdir, proc, dt
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("local-e2e") / "local"
+    cmd = [
+        SNAKEMAKE, "--cores", "2", "--replace-workflow-config", "--configfile", str(TINY),
+        "--directory", str(workdir), *TARGETS,
+    ]  # fmt: skip
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    _, dt = _run(cmd, env=env, timeout=RUN_TIMEOUT)
+    print(f"local run: {dt:.0f} s")
+    return workdir
+
+
+def _result_files(workdir: Path) -> dict[str, Path]:
+    root = workdir / "results"
+    return {
+        p.relative_to(root).as_posix(): p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in {".csv", ".npz", ".npy", ".json"}
+    }
+
+
+def _compare_csv(a: Path, b: Path):
+    da, db = pd.read_csv(a), pd.read_csv(b)
+    drop = [c for c in da.columns if c.lower() in TIME_COLUMNS]
+    pd.testing.assert_frame_equal(da.drop(columns=drop), db.drop(columns=drop), check_exact=False, rtol=1e-4, atol=1e-5)
+
+
+def _compare_arrays(a: Path, b: Path):
+    la, lb = np.load(a, allow_pickle=False), np.load(b, allow_pickle=False)
+    if isinstance(la, np.ndarray):
+        np.testing.assert_allclose(la, lb, rtol=1e-4, atol=1e-5)
+        return
+    assert sorted(la.files) == sorted(lb.files), a
+    for key in la.files:
+        x, y = la[key], lb[key]
+        if x.dtype.kind in "fc":
+            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=f"{a}:{key}")
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=f"{a}:{key}")
+
+
+def test_slurm_run_equals_local_run(slurm_run, local_run):
+    slurm_dir, _, _ = slurm_run
+    ours, theirs = _result_files(slurm_dir), _result_files(local_run)
+    assert ours, "the Slurm run wrote no results"
+    assert sorted(ours) == sorted(theirs)
+    for name in sorted(ours):
+        if name.endswith(".csv"):
+            _compare_csv(ours[name], theirs[name])
+        elif name.endswith((".npz", ".npy")):
+            _compare_arrays(ours[name], theirs[name])
+
+
+def _sacct(env) -> pd.DataFrame:
+    proc, _ = _run(
+        ["sacct", "-X", "-n", "-P", "-a", "-S", "now-2hours", "-o", "JobID,JobName,State,AllocTRES,Account,Partition"],
+        env=env,
+    )
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.strip()]
+    return pd.DataFrame(rows, columns=["id", "name", "state", "tres", "account", "partition"])
+
+
+def test_every_job_ran_on_slurm_and_completed(cluster, slurm_run):
+    workdir, proc, _ = slurm_run
+    jobs = _sacct(cluster)
+    logs = list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert len(logs) > 0
+    ours = jobs[jobs["id"].isin({p.stem for p in logs})]
+    assert len(ours) == len(logs), "every Slurm log belongs to a job sacct knows"
+    assert (ours["state"] == "COMPLETED").all(), ours[ours["state"] != "COMPLETED"]
+    assert (ours["account"] == ACCOUNT).all() and (ours["partition"] == "debug").all()
+
+
+def test_gpu_rules_got_a_gpu(cluster, slurm_run):
+    """Rules declaring gpu=1 reach Slurm as --gpus=1 (AllocTRES gres/gpu=1); others get none."""
+    workdir, _, _ = slurm_run
+    jobs = _sacct(cluster).set_index("id")
+    by_rule: dict[str, set[bool]] = {}
+    for log in (workdir / ".snakemake" / "slurm_logs").rglob("*.log"):
+        rule = log.relative_to(workdir / ".snakemake" / "slurm_logs").parts[0]
+        by_rule.setdefault(rule, set()).add("gres/gpu=" in jobs.loc[log.stem, "tres"])
+    assert "rule_manifest" in by_rule and by_rule["rule_manifest"] == {False}
+    gpu_rules = {r for r, got in by_rule.items() if got == {True}}
+    if not TARGETS:  # the whole workflow: training and maps are GPU rules
+        assert gpu_rules, f"no job asked for a GPU: {by_rule}"
