@@ -98,6 +98,7 @@ rule localizer_maps:
         "benchmarks/out/{dataset}/maps/{model}/PRED_test_{shard}.tsv"
     wildcard_constraints:
         model=r"(unet|retinanet)_\d+",
+        dataset=plan.dataset_regex(plan.trained_datasets(config)),  # never a BYOM dataset
     conda:
         "../envs/tensorflow.yaml"
     threads: 2
