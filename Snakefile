@@ -23,6 +23,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         ALL_TARGETS,
-    default_target: True

@@ -12,13 +12,17 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 # Jobs inherit the environment: keep TensorFlow's C++ start-up chatter out of the logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# conda envs install this package from here (envs/*.post-deploy.sh)
+os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
 from saliency_audit import plan  # noqa: E402
 from saliency_audit.byom import expand_datasets  # noqa: E402
 from saliency_audit.config import check_config  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
-expand_datasets(config)  # datasets with `findings: [...]` -> one dataset per finding (BYOM)
+expand_datasets(
+    config
+)  # datasets with `findings: [...]` -> one dataset per finding (BYOM)
 
 DATASETS = list(config["datasets"])
 RESULTS = "results"
@@ -31,10 +35,15 @@ wildcard_constraints:
     model=r"[a-z0-9]+(-shuffled)?_\d+",
 
 
-def manifest(dataset):
-    """The manifest of a dataset (waits for the manifest checkpoint)."""
-    path = checkpoints.manifest.get(dataset=dataset).output.manifest
+@functools.lru_cache(maxsize=None)
+def _read_manifest(path, mtime_ns):
     return pd.read_csv(path, dtype={"image_id": str})
+
+
+def manifest(dataset):
+    """The manifest of a dataset (waits for the manifest checkpoint); read once per file version."""
+    path = checkpoints.manifest.get(dataset=dataset).output.manifest
+    return _read_manifest(path, os.stat(path).st_mtime_ns).copy()
 
 
 def shards(dataset, split):
@@ -52,14 +61,24 @@ def shard_files(dataset, split):
 
 
 def data_targets(dataset):
-    return [f for split in ("train", "val", "test") for f in shard_files(dataset, split)]
+    return [
+        f for split in ("train", "val", "test") for f in shard_files(dataset, split)
+    ]
 
 
 def dataset_targets(dataset, wildcards):
     """Every final output of one dataset; each stage's .smk adds a `<stage>_targets(dataset)`."""
     targets = data_targets(dataset)
-    byom = plan.is_byom(config["datasets"][dataset])  # bring your own maps: no training, no saliency jobs
-    for name in ("model_targets", "saliency_targets", "byom_targets", "criteria_targets", "report_targets"):
+    byom = plan.is_byom(
+        config["datasets"][dataset]
+    )  # bring your own maps: no training, no saliency jobs
+    for name in (
+        "model_targets",
+        "saliency_targets",
+        "byom_targets",
+        "criteria_targets",
+        "report_targets",
+    ):
         if byom and name in ("model_targets", "saliency_targets"):
             continue
         if name in globals():

@@ -52,6 +52,8 @@ rule score_shard:
         "benchmarks/out/{dataset}/scores/{criterion}_test_{shard}.tsv"
     wildcard_constraints:
         criterion="|".join(score_criteria.CRITERIA),
+    conda:
+        "../envs/criteria.yaml"
     threads: 1
     resources:
         mem_mb=6000,
@@ -75,6 +77,8 @@ rule gather_scores:
         "benchmarks/out/{dataset}/scores/gather_{criterion}.tsv"
     wildcard_constraints:
         criterion="utility|repeatability|reproducibility",
+    conda:
+        "../envs/criteria.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -96,6 +100,8 @@ rule gather_randomization:
         "logs/{dataset}/scores/gather_randomization.log",
     benchmark:
         "benchmarks/out/{dataset}/scores/gather_randomization.tsv"
+    conda:
+        "../envs/criteria.yaml"
     threads: 1
     resources:
         mem_mb=6000,
@@ -120,6 +126,8 @@ rule score_summary:
         "logs/{dataset}/scores/summary.log",
     benchmark:
         "benchmarks/out/{dataset}/scores/summary.tsv"
+    conda:
+        "../envs/criteria.yaml"
     threads: 1
     resources:
         mem_mb=4000,

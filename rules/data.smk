@@ -5,21 +5,21 @@
 checkpoint manifest:
     output:
         manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
+    log:
+        "logs/{dataset}/data/manifest.log",
+    benchmark:
+        "benchmarks/out/{dataset}/data/manifest.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         dataset=lambda wc: config["datasets"][wc.dataset],
         split=config["split"],
         shards=config["shards"],
         seed=config["seed"],
         code=plan.package_hash("data"),
-    log:
-        "logs/{dataset}/data/manifest.log",
-    benchmark:
-        "benchmarks/out/{dataset}/data/manifest.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow_scripts/manifest.py"
 
@@ -29,19 +29,19 @@ rule shard:
         manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
     output:
         shard=f"{RESULTS}/{{dataset}}/data/shards/{{split}}_{{shard}}.npz",
+    log:
+        "logs/{dataset}/data/shard_{split}_{shard}.log",
+    benchmark:
+        "benchmarks/out/{dataset}/data/shard_{split}_{shard}.tsv"
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         dataset=lambda wc: config["datasets"][wc.dataset],
         image_size=config["image_size"],
         seed=config["seed"],
         code=plan.package_hash("data"),
-    log:
-        "logs/{dataset}/data/shard_{split}_{shard}.log",
-    benchmark:
-        "benchmarks/out/{dataset}/data/shard_{split}_{shard}.tsv"
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow_scripts/shard.py"

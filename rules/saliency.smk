@@ -49,6 +49,8 @@ if SAL["job_per"] == "method":
             "benchmarks/out/{dataset}/maps/{model}/{state}/{method}/test_{shard}.tsv"
         wildcard_constraints:
             **SALIENCY_CONSTRAINTS,
+        conda:
+            "../envs/tensorflow.yaml"
         threads: 2
         resources:
             mem_mb=8000,
@@ -94,6 +96,8 @@ else:
             "benchmarks/out/{dataset}/maps/{model}/{state}/all_methods_test_{shard}.tsv"
         wildcard_constraints:
             **SALIENCY_CONSTRAINTS,
+        conda:
+            "../envs/tensorflow.yaml"
         threads: 2
         resources:
             mem_mb=8000,
