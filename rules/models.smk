@@ -5,10 +5,17 @@
 
 
 def model_cfg(model_id):
-    """The settings of one model that change its result (its own section + global switches)."""
+    """The settings of one model that change its result (its own section + global switches).
+
+    The replicate count and the seed list are left out: the model's own seed is a param of its
+    own, so changing one replicate's seed retrains that replicate only.
+    """
     m = config["models"]
     keep = (plan.arch_of(model_id), "mixed_precision", "jit_compile", "shuffle_buffer")
-    return {k: m[k] for k in keep if k in m}
+    cfg = {k: m[k] for k in keep if k in m}
+    arch = plan.arch_of(model_id)
+    cfg[arch] = {k: v for k, v in cfg[arch].items() if k not in ("replicates", "seeds")}
+    return cfg
 
 
 def model_image_size(dataset):

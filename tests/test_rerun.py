@@ -1,9 +1,9 @@
 """Rerun only what changed: after a completed tiny run, changing one setting schedules exactly the
 jobs that depend on it (Snakemake's params rerun trigger; every result-changing setting is a param).
 
-One completed run (tiny config with explicit InceptionV3 seeds, so one replicate's seed can change
-alone) is shared by the module; each test writes a changed config and asks `snakemake -n` and
-`--list-changes params`, never running the changed plan.
+The module works on a copy of the session's completed tiny run (``tiny_run``; tests/configs/tiny.yaml
+names explicit InceptionV3 seeds, so one replicate's seed can change alone); each test writes a
+changed config and asks `snakemake -n` and `--list-changes params`, never running the changed plan.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import copy
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,16 +22,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-TINY = ROOT / "tests" / "configs" / "tiny.yaml"
-SEEDS = [101, 202]
+SEEDS = [101, 202]  # tests/configs/tiny.yaml
 
 pytestmark = pytest.mark.slow
-
-
-def _base_config() -> dict:
-    config = yaml.safe_load(TINY.read_text())
-    config["models"]["inceptionv3"]["seeds"] = list(SEEDS)
-    return config
 
 
 def _snakemake(workdir: Path, config: dict, *args: str, timeout: int = 1200) -> str:
@@ -45,10 +39,11 @@ def _snakemake(workdir: Path, config: dict, *args: str, timeout: int = 1200) -> 
 
 
 @pytest.fixture(scope="module")
-def completed_run(tmp_path_factory):
+def completed_run(tiny_run, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("rerun") / "run"
-    config = _base_config()
-    _snakemake(workdir, config)
+    shutil.copytree(tiny_run, workdir, symlinks=True)  # keeps mtimes and Snakemake's metadata
+    config = yaml.safe_load((workdir / "tiny_phi.yaml").read_text())
+    assert config["models"]["inceptionv3"]["seeds"] == SEEDS
     out = _snakemake(workdir, config, "-n")
     assert "Nothing to be done" in out, out[-2000:]
     return workdir, config

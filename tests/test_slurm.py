@@ -6,10 +6,11 @@ accounting (so `sacct` works as on real clusters), and stops them by pid afterwa
 config then runs with exactly the documented command, `snakemake --profile slurm` from the
 repository root, plus a test overlay profile that only swaps conda deployment for nothing (no conda
 channel is reachable in CI) and shortens the status polling; account and partition come from the
-command line as the README says. Its results must equal a local run's (tables and arrays, not
-timestamps), every Slurm job must have completed, and GPU rules must have been given a GPU.
+command line as the README says. It runs the detection dataset (tiny-pna) of the session's local
+``tiny_run`` config, and its results must equal that local run's (tables and arrays, not
+timestamps); every Slurm job must have completed, and GPU rules must have been given a GPU.
 
-Budget (CI): install ~2 min + cluster 5 s + Slurm run + local run < 12 min.
+Budget (CI): install ~2 min + cluster 5 s + Slurm run of one tiny dataset < 12 min.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "scripts" / "slurm" / "local_cluster.sh"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+DATASET = "tiny-pna"  # the synthetic detection dataset of tests/configs/tiny.yaml
 ACCOUNT = "saliency-test"  # created by local_cluster.sh
 #: targets of the run; SLURM_TEST_TARGETS narrows it (e.g. to one stage while developing)
 TARGETS = os.environ.get("SLURM_TEST_TARGETS", "").split()
-RUN_TIMEOUT = int(os.environ.get("SLURM_TEST_TIMEOUT", "480"))
+RUN_TIMEOUT = int(os.environ.get("SLURM_TEST_TIMEOUT", "1500"))
 #: columns that record when or how long, not what
 TIME_COLUMNS = {"time", "timestamp", "date", "seconds", "s", "elapsed", "duration", "wall_time", "runtime", "h:m:s"}
 
@@ -98,16 +100,19 @@ def _overlay_profile(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
+def slurm_run(cluster, tiny_run, tmp_path_factory):
     base = tmp_path_factory.mktemp("slurm-e2e")
     workdir = base / "slurm"
     overlay = _overlay_profile(base / "overlay")
+    config = yaml.safe_load((tiny_run / "tiny_phi.yaml").read_text())
+    config["datasets"] = {DATASET: config["datasets"][DATASET]}
+    (base / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [
         "timeout", "-k", "20", str(RUN_TIMEOUT),
         SNAKEMAKE, "--profile", "slurm", "--profile", str(overlay),
         "--default-resources", f"slurm_account={ACCOUNT}", "slurm_partition=debug",
-        "--replace-workflow-config", "--configfile", str(TINY),
         "--directory", str(workdir), *TARGETS,
+        "--replace-workflow-config", "--configfile", str(base / "config.yaml"),
     ]  # fmt: skip
     env = dict(cluster, TF_CPP_MIN_LOG_LEVEL="2")
     proc, dt = _run(cmd, env=env)
@@ -115,21 +120,8 @@ def slurm_run(cluster, tmp_path_factory):
     return workdir, proc, dt
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("local-e2e") / "local"
-    cmd = [
-        SNAKEMAKE, "--cores", "2", "--replace-workflow-config", "--configfile", str(TINY),
-        "--directory", str(workdir), *TARGETS,
-    ]  # fmt: skip
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    _, dt = _run(cmd, env=env, timeout=RUN_TIMEOUT)
-    print(f"local run: {dt:.0f} s")
-    return workdir
-
-
 def _result_files(workdir: Path) -> dict[str, Path]:
-    root = workdir / "results"
+    root = workdir / "results" / DATASET
     return {
         p.relative_to(root).as_posix(): p
         for p in root.rglob("*")
@@ -157,9 +149,9 @@ def _compare_arrays(a: Path, b: Path):
             np.testing.assert_array_equal(x, y, err_msg=f"{a}:{key}")
 
 
-def test_slurm_run_equals_local_run(slurm_run, local_run):
+def test_slurm_run_equals_local_run(slurm_run, tiny_run):
     slurm_dir, _, _ = slurm_run
-    ours, theirs = _result_files(slurm_dir), _result_files(local_run)
+    ours, theirs = _result_files(slurm_dir), _result_files(tiny_run)
     assert ours, "the Slurm run wrote no results"
     assert sorted(ours) == sorted(theirs)
     for name in sorted(ours):
