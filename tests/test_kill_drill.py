@@ -21,7 +21,7 @@ import pytest
 
 import yaml
 
-from conftest import REPO, SNAKEMAKE, snakemake
+from conftest import PARALLEL_TF, REPO, SNAKEMAKE, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def run_until(workdir, config, pattern, delay, timeout=1500):
 
     Returns True if it was killed, False if the run ended first.
     """
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *PARALLEL_TF,
            "--replace-workflow-config", "--configfile", str(config)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)

@@ -27,6 +27,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import TF_THREADS
+
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "scripts" / "slurm" / "local_cluster.sh"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -111,6 +113,7 @@ def slurm_run(cluster, tiny_run, tmp_path_factory):
         "timeout", "-k", "20", str(RUN_TIMEOUT),
         SNAKEMAKE, "--profile", "slurm", "--profile", str(overlay),
         "--default-resources", f"slurm_account={ACCOUNT}", "slurm_partition=debug",
+        *TF_THREADS,  # the thread counts of the local tiny_run it is compared with
         "--directory", str(workdir), *TARGETS,
         "--replace-workflow-config", "--configfile", str(base / "config.yaml"),
     ]  # fmt: skip
