@@ -170,7 +170,7 @@ rule tables:
         mem_mb=2000,
         runtime=15,
     params:
-        settings=report_settings,
+        settings=lambda wc: report_run.table_settings(config, wc.dataset),
         code=REPORT_CODE,
     script:
         "../workflow_scripts/tables.py"

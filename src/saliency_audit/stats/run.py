@@ -66,6 +66,15 @@ def stats_settings(config: dict, dataset: str) -> dict:
     return {k: s[k] for k in STATS_KEYS}
 
 
+#: Settings that change figures only (a plotting option must not rerun the tables).
+PLOT_KEYS = ("example_images", "pr_method", "dpi")
+
+
+def table_settings(config: dict, dataset: str) -> dict:
+    """The subset of :func:`settings` that changes a table (all but the plotting options)."""
+    return {k: v for k, v in settings(config, dataset).items() if k not in PLOT_KEYS}
+
+
 def read_scores(paths: dict) -> dict:
     """``{criterion: table}`` from ``{criterion: path}`` (criteria absent from ``paths`` are skipped)."""
     out = {}
