@@ -9,37 +9,6 @@ BYOM_DATASETS = plan.byom_datasets(config)
 BYOM_CODE = plan.package_hash("byom")
 
 
-def byom_layout(dataset):
-    return byom_index.layout(dataset, config["datasets"][dataset])
-
-
-def byom_targets(dataset):
-    """Every imported maps file of a BYOM dataset and its table of model/state labels."""
-    if dataset not in BYOM_DATASETS:
-        return []
-    return [
-        f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
-        for model, state, method in byom_layout(dataset)["triples"]
-        for shard in shards(dataset, "test")
-    ] + [f"{RESULTS}/{dataset}/byom/labels.csv"]
-
-
-def byom_map_files(wildcards):
-    """The index's map files for the images of this test shard (missing ones: error in the job)."""
-    m = manifest(wildcards.dataset)
-    m = m[(m["split"] == "test") & (m["shard"] == int(wildcards.shard))]
-    if config["saliency"]["images"] != "all":
-        m = m[m["has_finding"]]
-    rows = byom_layout(wildcards.dataset)["rows"]
-    sel = rows[
-        (rows["model_id"] == wildcards.model)
-        & (rows["state_id"] == wildcards.state)
-        & (rows["method_id"] == wildcards.method)
-        & rows["image_id"].isin(set(m["image_id"]))
-    ]
-    return sorted(set(sel["path"]))
-
-
 rule import_maps:
     input:
         index=lambda wc: config["datasets"][wc.dataset]["maps"]["index_csv"],

@@ -88,3 +88,211 @@ def dataset_targets(dataset, wildcards):
 
 # One input function per dataset, so the dry run shows every dataset's manifest checkpoint.
 ALL_TARGETS = [functools.partial(dataset_targets, ds) for ds in DATASETS]
+
+
+# --- input functions and targets of rules/byom.smk --------------------------------------------------------
+
+
+def byom_layout(dataset):
+    return byom_index.layout(dataset, config["datasets"][dataset])
+
+
+def byom_targets(dataset):
+    """Every imported maps file of a BYOM dataset and its table of model/state labels."""
+    if dataset not in BYOM_DATASETS:
+        return []
+    return [
+        f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
+        for model, state, method in byom_layout(dataset)["triples"]
+        for shard in shards(dataset, "test")
+    ] + [f"{RESULTS}/{dataset}/byom/labels.csv"]
+
+
+def byom_map_files(wildcards):
+    """The index's map files for the images of this test shard (missing ones: error in the job)."""
+    m = manifest(wildcards.dataset)
+    m = m[(m["split"] == "test") & (m["shard"] == int(wildcards.shard))]
+    if config["saliency"]["images"] != "all":
+        m = m[m["has_finding"]]
+    rows = byom_layout(wildcards.dataset)["rows"]
+    sel = rows[
+        (rows["model_id"] == wildcards.model)
+        & (rows["state_id"] == wildcards.state)
+        & (rows["method_id"] == wildcards.method)
+        & rows["image_id"].isin(set(m["image_id"]))
+    ]
+    return sorted(set(sel["path"]))
+
+
+# --- input functions and targets of rules/criteria.smk ----------------------------------------------------
+
+
+def criteria_targets(dataset):
+    """Gathered score tables of the criteria the config allows, thresholds and summary."""
+    active = score_criteria.active(config, dataset)
+    targets = [f"{RESULTS}/{dataset}/scores/{c}.csv" for c in active]
+    if "randomization" in active:
+        targets.append(f"{RESULTS}/{dataset}/scores/randomization_thresholds.csv")
+    return targets + [f"{RESULTS}/{dataset}/scores/summary.csv"]
+
+
+def score_plan(wildcards):
+    return score_criteria.shard_plan(
+        config, wildcards.dataset, wildcards.criterion, wildcards.shard, results=RESULTS
+    )
+
+
+def score_shard_files(wildcards, criterion=None):
+    return expand(
+        f"{RESULTS}/{{dataset}}/scores/{{criterion}}/test_{{shard}}.csv",
+        dataset=wildcards.dataset,
+        criterion=criterion or wildcards.criterion,
+        shard=shards(wildcards.dataset, "test"),
+    )
+
+
+def threshold_plan(wildcards):
+    return score_criteria.threshold_plan(
+        config, wildcards.dataset, shards(wildcards.dataset, "test"), results=RESULTS
+    )
+
+
+# --- input functions and targets of rules/models.smk ------------------------------------------------------
+
+
+def model_cfg(model_id):
+    """The settings of one model that change its result (its own section + global switches).
+
+    The replicate count and the seed list are left out: the model's own seed is a param of its
+    own, so changing one replicate's seed retrains that replicate only.
+    """
+    m = config["models"]
+    keep = (plan.arch_of(model_id), "mixed_precision", "jit_compile", "shuffle_buffer")
+    cfg = {k: m[k] for k in keep if k in m}
+    arch = plan.arch_of(model_id)
+    cfg[arch] = {k: v for k, v in cfg[arch].items() if k not in ("replicates", "seeds")}
+    return cfg
+
+
+def model_image_size(dataset):
+    return config["datasets"][dataset].get("image_size", config["image_size"])
+
+
+def localizer_ids(dataset):
+    return [m for m in plan.model_ids(config, dataset) if not plan.is_classifier(m)]
+
+
+def model_targets(dataset):
+    """Every model's metrics.json, the AVG map and the localizer maps of one dataset."""
+    out = [
+        f"{RESULTS}/{dataset}/models/{m}/metrics.json"
+        for m in plan.model_ids(config, dataset)
+    ]
+    out.append(f"{RESULTS}/{dataset}/models/avg/avg_map.npy")
+    out += expand(
+        f"{RESULTS}/{dataset}/maps/{{model}}/original/PRED/test_{{shard}}.npz",
+        model=localizer_ids(dataset),
+        shard=shards(dataset, "test"),
+    )
+    return out
+
+
+# --- input functions and targets of rules/report.smk ------------------------------------------------------
+
+
+def report_settings(wildcards):
+    return report_run.settings(config, wildcards.dataset)
+
+
+def stats_settings(wildcards):
+    return report_run.stats_settings(config, wildcards.dataset)
+
+
+def active_criteria(dataset):
+    return report_criteria.active(config, dataset)
+
+
+def score_inputs(wildcards, criteria=None):
+    """Named score tables of the active criteria (and the randomization thresholds)."""
+    active = active_criteria(wildcards.dataset)
+    paths = {
+        c: f"{RESULTS}/{wildcards.dataset}/scores/{c}.csv"
+        for c in active
+        if criteria is None or c in criteria
+    }
+    if "randomization" in paths:
+        paths["thresholds"] = (
+            f"{RESULTS}/{wildcards.dataset}/scores/randomization_thresholds.csv"
+        )
+    return paths
+
+
+def table_inputs(wildcards):
+    paths = score_inputs(wildcards)
+    if STATS_ON:
+        paths["contrasts"] = f"{RESULTS}/{wildcards.dataset}/stats/contrasts.csv"
+    return paths
+
+
+def first_test_shard(dataset):
+    return shards(dataset, "test")[0]
+
+
+def overlay_inputs(wildcards):
+    """Named inputs of Fig 2c/d and S4: shard, maps (in settings' method order), localizer, avg, utility."""
+    s = report_run.settings(config, wildcards.dataset)
+    files = report_examples.overlay_files(
+        s, wildcards.dataset, first_test_shard(wildcards.dataset), results=RESULTS
+    )
+    files["maps"] = list(files["maps"].values())
+    files["utility"] = f"{RESULTS}/{wildcards.dataset}/scores/utility.csv"
+    if files["avg"] is None:  # no AVG baseline (bring-your-own-maps, all-test datasets)
+        del files["avg"]
+    return files
+
+
+def randomization_example_inputs(wildcards):
+    """Named inputs of Fig 3b: shard, maps (method-major, then original + cascade states)."""
+    s = report_run.settings(config, wildcards.dataset)
+    files = report_examples.randomization_files(
+        s, wildcards.dataset, first_test_shard(wildcards.dataset), results=RESULTS
+    )
+    return {"shard": files["shard"], "maps": report_examples.flat(files["maps"])}
+
+
+def report_targets(dataset):
+    """Statistics, tables, figures of one dataset, and the run's provenance files."""
+    active = active_criteria(dataset)
+    out = f"{RESULTS}/{dataset}"
+    targets = [
+        f"{out}/tables/{t}.{ext}"
+        for t in ("table2", "tableS1", "tableS2")
+        for ext in ("csv", "md")
+    ]
+    if STATS_ON:
+        targets += [f"{out}/stats/contrasts.csv", f"{out}/stats/models.csv"]
+    figs = []
+    if "utility" in active:
+        figs += ["fig2_utility", "fig2_examples", "figS4_pr_curve"]
+    if "randomization" in active:
+        figs += ["fig3a_randomization", "fig3b_randomization_example"]
+    if "repeatability" in active or "reproducibility" in active:
+        figs += ["fig4_repeatability_reproducibility"]
+    targets += [f"{out}/figures/{f}.{ext}" for f in figs for ext in ("png", "svg")]
+    return targets + [
+        f"{RESULTS}/report/software_versions.csv",
+        f"{RESULTS}/report/config.yaml",
+    ]
+
+
+# --- input functions and targets of rules/saliency.smk ----------------------------------------------------
+
+
+def saliency_targets(dataset):
+    """Every maps file of a dataset: map_models x methods x test shards."""
+    return [
+        f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
+        for model, state in plan.map_models(config, dataset)
+        for method in SALIENCY_METHODS
+        for shard in shards(dataset, "test")
+    ]

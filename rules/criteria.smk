@@ -11,36 +11,6 @@ SCORE_SETTINGS = score_criteria.settings(config)
 SCORE_CODE = plan.package_hash("metrics") + "-" + plan.package_hash("saliency")
 
 
-def criteria_targets(dataset):
-    """Gathered score tables of the criteria the config allows, thresholds and summary."""
-    active = score_criteria.active(config, dataset)
-    targets = [f"{RESULTS}/{dataset}/scores/{c}.csv" for c in active]
-    if "randomization" in active:
-        targets.append(f"{RESULTS}/{dataset}/scores/randomization_thresholds.csv")
-    return targets + [f"{RESULTS}/{dataset}/scores/summary.csv"]
-
-
-def score_plan(wildcards):
-    return score_criteria.shard_plan(
-        config, wildcards.dataset, wildcards.criterion, wildcards.shard, results=RESULTS
-    )
-
-
-def score_shard_files(wildcards, criterion=None):
-    return expand(
-        f"{RESULTS}/{{dataset}}/scores/{{criterion}}/test_{{shard}}.csv",
-        dataset=wildcards.dataset,
-        criterion=criterion or wildcards.criterion,
-        shard=shards(wildcards.dataset, "test"),
-    )
-
-
-def threshold_plan(wildcards):
-    return score_criteria.threshold_plan(
-        config, wildcards.dataset, shards(wildcards.dataset, "test"), results=RESULTS
-    )
-
-
 rule score_shard:
     input:
         lambda wc: score_criteria.plan_inputs(score_plan(wc)),

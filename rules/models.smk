@@ -4,43 +4,6 @@
 # applies saliency_audit.models.randomize.apply_state at map time.
 
 
-def model_cfg(model_id):
-    """The settings of one model that change its result (its own section + global switches).
-
-    The replicate count and the seed list are left out: the model's own seed is a param of its
-    own, so changing one replicate's seed retrains that replicate only.
-    """
-    m = config["models"]
-    keep = (plan.arch_of(model_id), "mixed_precision", "jit_compile", "shuffle_buffer")
-    cfg = {k: m[k] for k in keep if k in m}
-    arch = plan.arch_of(model_id)
-    cfg[arch] = {k: v for k, v in cfg[arch].items() if k not in ("replicates", "seeds")}
-    return cfg
-
-
-def model_image_size(dataset):
-    return config["datasets"][dataset].get("image_size", config["image_size"])
-
-
-def localizer_ids(dataset):
-    return [m for m in plan.model_ids(config, dataset) if not plan.is_classifier(m)]
-
-
-def model_targets(dataset):
-    """Every model's metrics.json, the AVG map and the localizer maps of one dataset."""
-    out = [
-        f"{RESULTS}/{dataset}/models/{m}/metrics.json"
-        for m in plan.model_ids(config, dataset)
-    ]
-    out.append(f"{RESULTS}/{dataset}/models/avg/avg_map.npy")
-    out += expand(
-        f"{RESULTS}/{dataset}/maps/{{model}}/original/PRED/test_{{shard}}.npz",
-        model=localizer_ids(dataset),
-        shard=shards(dataset, "test"),
-    )
-    return out
-
-
 rule train_model:
     input:
         train=lambda wc: shard_files(wc.dataset, "train"),

@@ -17,16 +17,6 @@ SALIENCY_CONSTRAINTS = dict(
 )
 
 
-def saliency_targets(dataset):
-    """Every maps file of a dataset: map_models x methods x test shards."""
-    return [
-        f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
-        for model, state in plan.map_models(config, dataset)
-        for method in SALIENCY_METHODS
-        for shard in shards(dataset, "test")
-    ]
-
-
 SALIENCY_COMMON = dict(
     images=SAL["images"],
     batch_size=SAL["batch_size"],
