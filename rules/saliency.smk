@@ -4,7 +4,7 @@
 # job per (model, state, shard) computing every method (amortizes TensorFlow start-up on laptops).
 # Only one of the two rules is defined; both write the same files.
 
-from saliency_audit.saliency.jobs import job_params  # noqa: E402
+from saliency_audit.saliency.jobs import MAPS_MEM_MB, job_params  # noqa: E402
 
 SAL = config["saliency"]
 SALIENCY_METHODS = list(SAL["methods"])
@@ -43,7 +43,7 @@ if SAL["job_per"] == "method":
             "../envs/tensorflow.yaml"
         threads: 2
         resources:
-            mem_mb=8000,
+            mem_mb=MAPS_MEM_MB,
             runtime=120,
             gpu=1,
         params:
@@ -90,7 +90,7 @@ else:
             "../envs/tensorflow.yaml"
         threads: 2
         resources:
-            mem_mb=8000,
+            mem_mb=MAPS_MEM_MB,
             runtime=lambda wc: 60 * max(1, len(SALIENCY_METHODS)),
             gpu=1,
         params:

@@ -25,8 +25,9 @@ PARALLEL_TF = [*TF_THREADS, "--resources", "gpu=2"]
 
 def snakemake(workdir, *args, configfile=TINY, check=True, timeout=1800, **kwargs):
     """Run the workflow of this repo in ``workdir`` with ``configfile`` replacing config.yaml."""
-    # --configfile takes several values: it goes last, so targets in ``args`` are not swallowed
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *PARALLEL_TF, *args,
+    # --configfile and --resources take several values: "-d" and "--replace-workflow-config" end
+    # them, so targets in ``args`` are not swallowed
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2", *PARALLEL_TF, "-d", str(workdir), *args,
            "--replace-workflow-config", "--configfile", str(configfile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
     if check and proc.returncode != 0:

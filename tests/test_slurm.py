@@ -10,7 +10,12 @@ command line as the README says. It runs the detection dataset (tiny-pna) of the
 ``tiny_run`` config, and its results must equal that local run's (tables and arrays, not
 timestamps); every Slurm job must have completed, and GPU rules must have been given a GPU.
 
-Budget (CI): install ~2 min + cluster 5 s + Slurm run of one tiny dataset < 12 min.
+Fault drills (issue #9) run the data stage with the profile's own ``retries: 1``: a shard job that
+dies once (injected through tests/faults/sitecustomize.py) is resubmitted and the run completes with
+the files of an undisturbed run; a shard whose image is corrupt fails on both attempts and the run
+stops, printing the rule, its wildcards, its log path and the cause.
+
+Budget (CI): install ~2 min + cluster 5 s + Slurm run of one tiny dataset < 12 min + drills ~3 min.
 """
 
 from __future__ import annotations
@@ -86,8 +91,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _overlay_profile(path: Path) -> Path:
-    """Test-only settings layered on the Slurm profile (later --profile wins per key)."""
+def _overlay_profile(path: Path, retries: int | None = 0) -> Path:
+    """Test-only settings layered on the Slurm profile (later --profile wins per key); ``retries=None``
+    keeps the Slurm profile's own ``retries``."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.yaml").write_text(
         "# no conda channel in CI: env-modules deploys nothing (no rule has envmodules:)\n"
@@ -95,10 +101,22 @@ def _overlay_profile(path: Path) -> Path:
         "slurm-init-seconds-before-status-checks: 5\n"
         "seconds-between-status-checks: 5\n"
         "latency-wait: 10\n"
-        "retries: 0\n"
-        "slurm-keep-successful-logs: true\n"
+        + ("" if retries is None else f"retries: {retries}\n")
+        + "slurm-keep-successful-logs: true\n"
     )
     return path
+
+
+def _slurm_cmd(overlay: Path, workdir: Path, config: Path, *targets, options=(), timeout=RUN_TIMEOUT) -> list[str]:
+    """The README's command (`snakemake --profile slurm` + account and partition) and the overlay;
+    ``options`` go before ``--directory`` (list options such as --set-threads would swallow targets)."""
+    return [
+        "timeout", "-k", "20", str(timeout),
+        SNAKEMAKE, "--profile", "slurm", "--profile", str(overlay),
+        "--default-resources", f"slurm_account={ACCOUNT}", "slurm_partition=debug", *options,
+        "--directory", str(workdir), *targets,
+        "--replace-workflow-config", "--configfile", str(config),
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +127,8 @@ def slurm_run(cluster, tiny_run, tmp_path_factory):
     config = yaml.safe_load((tiny_run / "tiny_phi.yaml").read_text())
     config["datasets"] = {DATASET: config["datasets"][DATASET]}
     (base / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [
-        "timeout", "-k", "20", str(RUN_TIMEOUT),
-        SNAKEMAKE, "--profile", "slurm", "--profile", str(overlay),
-        "--default-resources", f"slurm_account={ACCOUNT}", "slurm_partition=debug",
-        *TF_THREADS,  # the thread counts of the local tiny_run it is compared with
-        "--directory", str(workdir), *TARGETS,
-        "--replace-workflow-config", "--configfile", str(base / "config.yaml"),
-    ]  # fmt: skip
+    # TF_THREADS: the thread counts of the local tiny_run it is compared with
+    cmd = _slurm_cmd(overlay, workdir, base / "config.yaml", *TARGETS, options=TF_THREADS)
     env = dict(cluster, TF_CPP_MIN_LOG_LEVEL="2")
     proc, dt = _run(cmd, env=env)
     print(f"slurm run: {dt:.0f} s")
@@ -196,3 +208,96 @@ def test_gpu_rules_got_a_gpu(cluster, slurm_run):
     gpu_rules = {r for r, got in by_rule.items() if got == {True}}
     if not TARGETS:  # the whole workflow: training and maps are GPU rules
         assert gpu_rules, f"no job asked for a GPU: {by_rule}"
+
+
+# --- cluster fault drills (#9): the data stage of one dataset, with the Slurm profile's own `retries`
+
+FAULTS = ROOT / "tests" / "faults"  # sitecustomize.py: SALIENCY_AUDIT_FAIL_ONCE fault injection
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+def _drill_config(path: Path, datasets: dict) -> Path:
+    config = yaml.safe_load(TINY.read_text())
+    config["datasets"] = datasets
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _our_jobs(env, workdir: Path) -> pd.DataFrame:
+    """sacct rows of this run's Slurm jobs, with the log each one wrote."""
+    logs = {p.stem: p for p in (workdir / ".snakemake" / "slurm_logs").rglob("*.log")}
+    jobs = _sacct(env)
+    jobs = jobs[jobs["id"].isin(logs)].copy()
+    jobs["log"] = jobs["id"].map(logs)
+    return jobs
+
+
+def test_job_failing_once_is_retried_and_run_completes(cluster, tmp_path):
+    """A shard job dies once (injected); the profile's `retries: 1` resubmits it and the run ends
+    with the same files as a run without the fault."""
+    from conftest import snakemake as local_snakemake
+
+    ds = "tiny-pna"
+    config = _drill_config(tmp_path / "config.yaml", {ds: yaml.safe_load(TINY.read_text())["datasets"][ds]})
+    target = f"results/{ds}/models/avg/avg_map.npy"  # manifest -> train + val shards -> AVG map
+    marker = tmp_path / "fault-fired"
+    workdir = tmp_path / "slurm"
+    cmd = _slurm_cmd(_overlay_profile(tmp_path / "overlay", retries=None), workdir, config, target, timeout=900)
+    env = dict(cluster, PYTHONPATH=str(FAULTS), SALIENCY_AUDIT_FAIL_ONCE=f"shard:{marker}")
+    proc, dt = _run(cmd, env=env)
+    print(f"fail-once drill: {dt:.0f} s")
+    assert marker.exists(), "the fault was never injected"
+
+    jobs = _our_jobs(cluster, workdir)
+    failed = jobs[jobs["state"] == "FAILED"]
+    assert len(failed) == 1, jobs
+    assert "injected fault" in failed["log"].iloc[0].read_text()
+    assert (jobs.drop(failed.index)["state"] == "COMPLETED").all(), jobs
+    assert len(jobs) >= 4  # manifest, the failed shard job, its retry, the AVG map
+
+    reference = tmp_path / "local"
+    local_snakemake(reference, target, configfile=config)
+    ours = sorted((workdir / "results").rglob("*.np[yz]"))
+    assert [p.relative_to(workdir) for p in ours] == [
+        p.relative_to(reference) for p in sorted((reference / "results").rglob("*.np[yz]"))
+    ]
+    for path in ours:
+        _compare_arrays(path, reference / path.relative_to(workdir))
+
+
+def test_job_failing_always_stops_run_naming_rule_wildcards_and_log(cluster, tmp_path):
+    """A shard whose image file is corrupt fails on every attempt: the run stops, and what Snakemake
+    prints names the rule, its wildcards and the log, whose text names the bad file."""
+    from conftest import snakemake as local_snakemake
+    from fixtures_data import make_folder
+
+    ds = "bad-folder"
+    ds_cfg, _, _ = make_folder(tmp_path / "data", n_pos=6, n_neg=6, size=48)
+    config = _drill_config(tmp_path / "config.yaml", {ds: ds_cfg})
+    workdir = tmp_path / "slurm"
+    local_snakemake(workdir, f"results/{ds}/data/manifest.csv", configfile=config)  # reads no pixels
+    manifest = pd.read_csv(workdir / "results" / ds / "data" / "manifest.csv", dtype={"image_id": str})
+    bad = manifest[manifest["split"] == "train"].iloc[0]
+    bad_file = Path(ds_cfg["images_dir"]) / f"{bad['image_id']}.png"
+    bad_file.write_bytes(b"this is not a PNG file" * 8)
+    shard = f"{int(bad['shard']):03d}"
+    target = f"results/{ds}/data/shards/train_{shard}.npz"
+
+    cmd = _slurm_cmd(_overlay_profile(tmp_path / "overlay", retries=None), workdir, config, target, timeout=600)
+    proc, dt = _run(cmd, env=cluster, check=False)
+    print(f"always-fail drill: {dt:.0f} s")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    # grouped on Slurm: "Error in group shards ... rule shard: ... log: <rule log>", then the failed
+    # job's Slurm log (the profile's show-failed-logs), with the wildcards and the rule's own error
+    log = f"logs/{ds}/data/shard_train_{shard}.log"
+    error = out[out.find("Error in "):]
+    assert "Error in rule shard" in error or ("Error in group shards" in error and "rule shard:" in error), out[-3000:]
+    assert f"log: {log}" in error, error[:3000]
+    assert f"wildcards: dataset={ds}, split=train, shard={shard}" in error, error[:3000]
+    assert f"{bad_file}: unreadable or corrupt image file" in error, error[:3000]
+    assert f"{bad_file}: unreadable or corrupt image file" in (workdir / log).read_text()
+    assert not (workdir / target).exists()
+
+    jobs = _our_jobs(cluster, workdir)
+    assert list(jobs["state"]) == ["FAILED", "FAILED"], jobs  # the first attempt and the profile's one retry
