@@ -51,27 +51,10 @@ def timed(fn, repeat=1):
     return best
 
 
-def pair_cmf(model, layer=None):
-    import keras
-    import tensorflow as tf
-    from saliency.core import base as B
-
-    sub = keras.Model(model.inputs, [model.get_layer(layer).output, model.output]) if layer else None
-
-    def fn(xb, call_model_args=None, expected_keys=None):
-        xb = tf.convert_to_tensor(np.asarray(xb, np.float32))
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            if sub is None:
-                return {B.INPUT_OUTPUT_GRADIENTS: tape.gradient(model(xb)[:, 0], xb).numpy()}
-            a, y = sub(xb)
-        return {B.CONVOLUTION_LAYER_VALUES: a.numpy(), B.CONVOLUTION_OUTPUT_GRADIENTS: tape.gradient(y[:, 0], a).numpy()}
-
-    return fn
-
-
 def reference(name, model, x, params):
     """The reference library's implementation of ``name`` at equal settings, or None."""
+    from saliency_audit.saliency.compat import pair_call_model_function
+
     score = lambda y: y[:, 0]  # noqa: E731
     if name == "GRAD":
         from tf_keras_vis.saliency import Saliency
@@ -89,13 +72,13 @@ def reference(name, model, x, params):
     if name == "IG":
         from saliency.core import IntegratedGradients
 
-        fn = pair_cmf(model)
+        fn = pair_call_model_function(model)
         b = np.full_like(x[0], -1.0)
         return lambda: [IntegratedGradients().GetMask(xi, fn, x_baseline=b, x_steps=params["steps"]) for xi in x]
     if name == "XRAI":
         from saliency.core import XRAI, XRAIParameters
 
-        fn = pair_cmf(model)
+        fn = pair_call_model_function(model)
         par = XRAIParameters(steps=params["steps"])
         return lambda: [XRAI().GetMask(xi, fn, extra_parameters=par) for xi in x]
     return None

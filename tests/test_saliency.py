@@ -17,6 +17,7 @@ import keras  # noqa: E402
 from saliency_audit.errors import InputError  # noqa: E402
 from saliency_audit.saliency import get_method  # noqa: E402
 from saliency_audit.saliency.base import engine_for, find_gradcam_layer  # noqa: E402
+from saliency_audit.saliency.compat import pair_call_model_function  # noqa: E402
 from saliency_audit.saliency.methods import gradcam_lowres  # noqa: E402
 from saliency_audit.saliency.normalize import normalize_maps  # noqa: E402
 
@@ -55,26 +56,6 @@ def x():
 
 def _score(y):
     return y[:, 0]
-
-
-def _pair_call_model_function(model, layer=None):
-    """A plain (eager, unbatched-by-design) call_model_function as PAIR's examples write it."""
-    from saliency.core import base as B
-
-    sub = keras.Model(model.inputs, [model.get_layer(layer).output, model.output]) if layer else None
-
-    def fn(xb, call_model_args=None, expected_keys=None):
-        xb = tf.convert_to_tensor(np.asarray(xb, np.float32))
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            if sub is None:
-                y = model(xb)[:, 0]
-                return {B.INPUT_OUTPUT_GRADIENTS: tape.gradient(y, xb).numpy()}
-            a, y = sub(xb)
-            y = y[:, 0]
-        return {B.CONVOLUTION_LAYER_VALUES: a.numpy(), B.CONVOLUTION_OUTPUT_GRADIENTS: tape.gradient(y, a).numpy()}
-
-    return fn
 
 
 def _max_rel_err(a, b):
@@ -144,7 +125,7 @@ def test_gradcam_matches_tf_keras_vis_lowres(model, x):
 def test_gradcam_matches_pair(model, x):
     from saliency.core import GradCam
 
-    fn = _pair_call_model_function(model, "last_relu")
+    fn = pair_call_model_function(model, "last_relu")
     ours = get_method("GCAM", gradcam_layer="last_relu").compute(model, x)
     assert ours.shape == (len(x), S, S)
     acts, grads, _ = engine_for(model, 8).cam_gradients(x, "last_relu")
@@ -157,7 +138,7 @@ def test_gradcam_matches_pair(model, x):
 def test_integrated_gradients_matches_pair(model, x):
     from saliency.core import IntegratedGradients
 
-    fn = _pair_call_model_function(model)
+    fn = pair_call_model_function(model)
     steps = 8
     ours = get_method("IG", {"steps": steps}, batch_size=5).attribute(model, x)
     for i in range(len(x)):
@@ -168,7 +149,7 @@ def test_integrated_gradients_matches_pair(model, x):
 def test_xrai_matches_pair(model, x):
     from saliency.core import XRAI, XRAIParameters
 
-    fn = _pair_call_model_function(model)
+    fn = pair_call_model_function(model)
     steps = 4
     ours = get_method("XRAI", {"steps": steps}, batch_size=6).compute(model, x[:2])
     for i in range(2):
@@ -187,7 +168,7 @@ def test_smooth_ig_matches_pair_smoothed_mask(model, x, monkeypatch):
     noise = (0.3 * rng.standard_normal((1, k) + x.shape[1:])).astype(np.float32)
     draws = iter(noise[0])
     monkeypatch.setattr(pair_base.np.random, "normal", lambda loc, sd, shape: next(draws))
-    ref = IntegratedGradients().GetSmoothedMask(x[0], _pair_call_model_function(model), nsamples=k,
+    ref = IntegratedGradients().GetSmoothedMask(x[0], pair_call_model_function(model), nsamples=k,
                                                 x_baseline=np.full_like(x[0], -1.0), x_steps=steps, batch_size=4)
     ours = get_method("SIG", {"samples": k, "steps": steps}, batch_size=5).attribute(model, x[:1], noise=noise)[0]
     assert _max_rel_err(ours, ref) < 1e-3
