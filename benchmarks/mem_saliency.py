@@ -2,7 +2,7 @@
 
 Runs what workflow_scripts/saliency_maps.py runs (model state, ``shard_maps`` with the method's
 default parameters and the engine's CPU batch size) on ``--images`` test images of ``--size`` px,
-in this process, and reports the peak resident set size (``getrusage`` ``ru_maxrss``) next to
+in this process, and reports the peak resident set size (``VmHWM``, see :func:`rss_mb`) next to
 ``MAPS_MEM_MB``, the ``mem_mb`` of the saliency rules. The weights are untrained (memory does not
 depend on them); the peak is set by one compiled gradient call of ``batch_size`` items, so one
 image whose method needs more items than a batch (SIG: 25 x 25) already reaches it.
@@ -26,8 +26,20 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the measurement is of the C
 
 
 def rss_mb() -> float:
-    """Peak RSS of this process so far, MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this process so far, MB.
+
+    Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this process image. Not
+    ``getrusage``'s ``ru_maxrss``: Linux carries that across ``fork`` + ``exec``, so a script started
+    from a large parent (a pytest process that has loaded TensorFlow) would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
 
 
 def measure(size: int, method: str, images: int, arch: str = "inceptionv3", batch_size: int | None = None) -> dict:
