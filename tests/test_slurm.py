@@ -33,6 +33,8 @@ import pytest
 import yaml
 
 from conftest import TF_THREADS
+from conftest import snakemake as local_snakemake
+from fixtures_data import make_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "scripts" / "slurm" / "local_cluster.sh"
@@ -235,8 +237,6 @@ def _our_jobs(env, workdir: Path) -> pd.DataFrame:
 def test_job_failing_once_is_retried_and_run_completes(cluster, tmp_path):
     """A shard job dies once (injected); the profile's `retries: 1` resubmits it and the run ends
     with the same files as a run without the fault."""
-    from conftest import snakemake as local_snakemake
-
     ds = "tiny-pna"
     config = _drill_config(tmp_path / "config.yaml", {ds: yaml.safe_load(TINY.read_text())["datasets"][ds]})
     target = f"results/{ds}/models/avg/avg_map.npy"  # manifest -> train + val shards -> AVG map
@@ -268,9 +268,6 @@ def test_job_failing_once_is_retried_and_run_completes(cluster, tmp_path):
 def test_job_failing_always_stops_run_naming_rule_wildcards_and_log(cluster, tmp_path):
     """A shard whose image file is corrupt fails on every attempt: the run stops, and what Snakemake
     prints names the rule, its wildcards and the log, whose text names the bad file."""
-    from conftest import snakemake as local_snakemake
-    from fixtures_data import make_folder
-
     ds = "bad-folder"
     ds_cfg, _, _ = make_folder(tmp_path / "data", n_pos=6, n_neg=6, size=48)
     config = _drill_config(tmp_path / "config.yaml", {ds: ds_cfg})
