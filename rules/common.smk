@@ -67,23 +67,15 @@ def data_targets(dataset):
 
 
 def dataset_targets(dataset, wildcards):
-    """Every final output of one dataset; each stage's .smk adds a `<stage>_targets(dataset)`."""
-    targets = data_targets(dataset)
-    byom = plan.is_byom(
-        config["datasets"][dataset]
-    )  # bring your own maps: no training, no saliency jobs
-    for name in (
-        "model_targets",
-        "saliency_targets",
-        "byom_targets",
-        "criteria_targets",
-        "report_targets",
-    ):
-        if byom and name in ("model_targets", "saliency_targets"):
-            continue
-        if name in globals():
-            targets += globals()[name](dataset)
-    return targets
+    """Every final output of one dataset, from each stage's `<stage>_targets(dataset)`."""
+    # bring your own maps: no training, no saliency
+    if plan.is_byom(config["datasets"][dataset]):
+        stages = [byom_targets]
+    else:
+        stages = [model_targets, saliency_targets]
+    return data_targets(dataset) + [
+        t for f in (*stages, criteria_targets, report_targets) for t in f(dataset)
+    ]
 
 
 # One input function per dataset, so the dry run shows every dataset's manifest checkpoint.
@@ -99,12 +91,11 @@ def byom_layout(dataset):
 
 def byom_targets(dataset):
     """Every imported maps file of a BYOM dataset and its table of model/state labels."""
-    if dataset not in BYOM_DATASETS:
-        return []
+    test = shards(dataset, "test")
     return [
         f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
         for model, state, method in byom_layout(dataset)["triples"]
-        for shard in shards(dataset, "test")
+        for shard in test
     ] + [f"{RESULTS}/{dataset}/byom/labels.csv"]
 
 
@@ -127,13 +118,22 @@ def byom_map_files(wildcards):
 # --- input functions and targets of rules/criteria.smk ----------------------------------------------------
 
 
+def score_paths(dataset, criteria=None):
+    """Named gathered score tables of the active criteria (those in ``criteria`` when given), and
+    the randomization thresholds (``thresholds``) with randomization."""
+    paths = {
+        c: f"{RESULTS}/{dataset}/scores/{c}.csv"
+        for c in score_criteria.active(config, dataset)
+        if criteria is None or c in criteria
+    }
+    if "randomization" in paths:
+        paths["thresholds"] = f"{RESULTS}/{dataset}/scores/randomization_thresholds.csv"
+    return paths
+
+
 def criteria_targets(dataset):
     """Gathered score tables of the criteria the config allows, thresholds and summary."""
-    active = score_criteria.active(config, dataset)
-    targets = [f"{RESULTS}/{dataset}/scores/{c}.csv" for c in active]
-    if "randomization" in active:
-        targets.append(f"{RESULTS}/{dataset}/scores/randomization_thresholds.csv")
-    return targets + [f"{RESULTS}/{dataset}/scores/summary.csv"]
+    return [*score_paths(dataset).values(), f"{RESULTS}/{dataset}/scores/summary.csv"]
 
 
 def score_plan(wildcards):
@@ -208,23 +208,9 @@ def stats_settings(wildcards):
     return report_run.stats_settings(config, wildcards.dataset)
 
 
-def active_criteria(dataset):
-    return report_criteria.active(config, dataset)
-
-
 def score_inputs(wildcards, criteria=None):
-    """Named score tables of the active criteria (and the randomization thresholds)."""
-    active = active_criteria(wildcards.dataset)
-    paths = {
-        c: f"{RESULTS}/{wildcards.dataset}/scores/{c}.csv"
-        for c in active
-        if criteria is None or c in criteria
-    }
-    if "randomization" in paths:
-        paths["thresholds"] = (
-            f"{RESULTS}/{wildcards.dataset}/scores/randomization_thresholds.csv"
-        )
-    return paths
+    """:func:`score_paths` as a rule's named input."""
+    return score_paths(wildcards.dataset, criteria)
 
 
 def table_inputs(wildcards):
@@ -262,7 +248,7 @@ def randomization_example_inputs(wildcards):
 
 def report_targets(dataset):
     """Statistics, tables, figures of one dataset, and the run's provenance files."""
-    active = active_criteria(dataset)
+    active = score_criteria.active(config, dataset)
     out = f"{RESULTS}/{dataset}"
     targets = [
         f"{out}/tables/{t}.{ext}"
@@ -290,9 +276,10 @@ def report_targets(dataset):
 
 def saliency_targets(dataset):
     """Every maps file of a dataset: map_models x methods x test shards."""
+    test = shards(dataset, "test")
     return [
         f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
         for model, state in plan.map_models(config, dataset)
         for method in SALIENCY_METHODS
-        for shard in shards(dataset, "test")
+        for shard in test
     ]

@@ -86,10 +86,7 @@ rule gather_randomization:
 
 rule score_summary:
     input:
-        lambda wc: [
-            f"{RESULTS}/{wc.dataset}/scores/{c}.csv"
-            for c in score_criteria.active(config, wc.dataset)
-        ],
+        lambda wc: [p for c, p in score_paths(wc.dataset).items() if c != "thresholds"],
     output:
         f"{RESULTS}/{{dataset}}/scores/summary.csv",
     log:

@@ -78,7 +78,12 @@ rule localizer_maps:
         runtime=60,
     params:
         images=config["saliency"]["images"],
-        score_threshold=config["models"]["retinanet"]["score_threshold"],
+        # RetinaNet only: a new threshold must not rerun the U-Net maps
+        score_threshold=lambda wc: (
+            config["models"]["retinanet"]["score_threshold"]
+            if plan.arch_of(wc.model) == "retinanet"
+            else None
+        ),
         code=plan.package_hash("models"),
     script:
         "../workflow_scripts/localizer_maps.py"

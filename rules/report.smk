@@ -3,7 +3,6 @@
 # meant for people are report(...) items: `snakemake --report results/report.html` gathers them.
 # Tables read the statistics' CSV; only the `stats` rule needs R (skipped when stats.enabled is false).
 
-from saliency_audit.metrics import criteria as report_criteria  # noqa: E402
 from saliency_audit.report import examples as report_examples  # noqa: E402
 from saliency_audit.stats import run as report_run  # noqa: E402
 

@@ -96,3 +96,28 @@ def test_bad_thresholds_and_shapes():
         loc.localization_scores(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), [2])
     with pytest.raises(InputError, match="does not match"):
         loc.localization_scores(np.zeros((1, 4, 4)), np.ones((1, 5, 5)))
+
+
+def _otsu_bruteforce(q: np.ndarray) -> int:
+    """Otsu on a uint8 map as OpenCV's THRESH_OTSU defines it, by exhaustive search: the t in 0..254
+    maximising the between-class variance of {q <= t} and {q > t} (first t on ties)."""
+    v = q.ravel().astype(np.float64)
+    best, best_t = -1.0, 0
+    for t in range(255):
+        lo, hi = v[v <= t], v[v > t]
+        if not len(lo) or not len(hi):
+            continue
+        w0, w1 = len(lo) / len(v), len(hi) / len(v)
+        between = w0 * w1 * (lo.mean() - hi.mean()) ** 2
+        if between > best + 1e-9:
+            best, best_t = between, t
+    return best_t
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_otsu_matches_an_exhaustive_reference(seed):
+    """The Otsu segmentation equals OpenCV's definition computed by brute force (not skimage's own)."""
+    rng = np.random.default_rng(seed)
+    m = np.clip(rng.normal(0.3, 0.15, (24, 24)) + 0.4 * square(24, 5, 14, 6, 18), 0, 1)
+    q = (255 * m).astype(np.uint8)
+    assert np.array_equal(loc.binarize(m, "otsu"), q > _otsu_bruteforce(q))

@@ -80,7 +80,6 @@ def test_independent_changes_one_block(trained):
     inside = block_vars(model, inception_blocks(model)["mixed5"])
     changed = {p for p in w0 if not np.array_equal(w0[p], w1[p])}
     assert changed == {p for p in inside if "moving_" not in p}
-    assert apply_state(fresh(path), "inceptionv3", "original", 99) is not None
     w2 = weights(apply_state(fresh(path), "inceptionv3", "original", 99))
     assert all(np.array_equal(w0[p], w2[p]) for p in w0)
 

@@ -10,31 +10,26 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+from conftest import REPO, snakemake
+
 SEEDS = [101, 202]  # tests/configs/tiny.yaml
 
 pytestmark = pytest.mark.slow
 
 
 def _snakemake(workdir: Path, config: dict, *args: str, timeout: int = 1200) -> str:
+    """conftest's ``snakemake`` with ``config`` written next to the working directory."""
     text = yaml.safe_dump(config)
     cfg = workdir.parent / f"config-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
     cfg.write_text(text)
-    cmd = [SNAKEMAKE, "--cores", "2", "--replace-workflow-config", "--configfile", str(cfg), "--directory", str(workdir), *args]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, text=True, capture_output=True, timeout=timeout)
-    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    proc = snakemake(workdir, *args, configfile=cfg, timeout=timeout, cwd=REPO)
     return proc.stdout + proc.stderr
 
 

@@ -2,7 +2,7 @@
 
 benchmarks/mem_saliency.py runs what a maps job runs (InceptionV3, 320 px, SIG with its default
 25 samples x 25 steps, the CPU batch size) in a fresh process and reports its peak RSS. Measured on
-the 2-core CI machine: ~2.85 GB peak (0.8 GB after building the model) against MAPS_MEM_MB = 8000.
+the 2-core CI machine: ~2.8 GB peak (0.8 GB after building the model) against MAPS_MEM_MB = 8000.
 """
 
 import json

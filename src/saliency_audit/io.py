@@ -46,8 +46,9 @@ def write_npz(path, **arrays):
             np.savez_compressed(fh, **arrays)
 
 
-def read_npz(path, required=()):
-    """Read every array of an ``.npz`` into memory, checking ``required`` keys are present.
+def read_npz(path, required=(), keys=None):
+    """Read the arrays ``keys`` (default: every array) of an ``.npz`` into memory, checking
+    ``required`` keys are present. Only the members read are decompressed.
 
     Raises
     ------
@@ -59,12 +60,13 @@ def read_npz(path, required=()):
         raise ShardError(f"{path}: file not found")
     try:
         with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+            names = list(z.files)
+            data = {k: z[k] for k in names if keys is None or k in keys}
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
         raise ShardError(f"{path}: truncated or corrupt npz file ({exc})") from exc
-    missing = [k for k in required if k not in data]
+    missing = [k for k in required if k not in names]
     if missing:
-        raise ShardError(f"{path}: missing arrays {missing}; has {sorted(data)}")
+        raise ShardError(f"{path}: missing arrays {missing}; has {sorted(names)}")
     return data
 
 

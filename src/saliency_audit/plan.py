@@ -40,6 +40,11 @@ def is_byom(ds_cfg: dict) -> bool:
     return bool(ds_cfg.get("maps"))
 
 
+def all_test(ds_cfg: dict) -> bool:
+    """Every image in ``test``: the dataset's ``all_test`` (default: on for BYOM datasets)."""
+    return bool(ds_cfg.get("all_test", is_byom(ds_cfg)))
+
+
 def _byom_layout(config: dict, dataset: str):
     """The BYOM layout of ``dataset`` (:func:`saliency_audit.byom.index.layout`), or None."""
     ds_cfg = config["datasets"][dataset]
@@ -67,15 +72,18 @@ def dataset_regex(names: list[str]) -> str:
 def has_avg(config: dict, dataset: str) -> bool:
     """The AVG baseline (mean train+val mask) exists: not for BYOM / all-test datasets."""
     ds_cfg = config["datasets"][dataset]
-    return not is_byom(ds_cfg) and not ds_cfg.get("all_test", False)
+    return not is_byom(ds_cfg) and not all_test(ds_cfg)
 
 
-def methods(config: dict, dataset: str | None = None, default=()) -> list[str]:
-    """Saliency methods of a dataset: a BYOM dataset's index, else ``saliency.methods``."""
+def methods(config: dict, dataset: str | None = None) -> list[str]:
+    """Saliency methods of a dataset: a BYOM dataset's index, else ``saliency.methods`` (the schema
+    fills in the paper's eight; so does this when a bare config lacks the key)."""
+    from .saliency.registry import PAPER_METHODS  # TensorFlow-free
+
     lay = _byom_layout(config, dataset) if dataset is not None else None
     if lay is not None:
         return list(lay["methods"])
-    return list(config.get("saliency", {}).get("methods", default))
+    return list(config.get("saliency", {}).get("methods", PAPER_METHODS))
 
 
 def has_maps(config: dict, dataset: str, model: str, state: str, method: str) -> bool:

@@ -9,6 +9,5 @@ so the criteria, statistics and report stages run unchanged.
 from .index import (  # noqa: F401
     ROLES,
     expand_datasets,
-    is_byom,
     layout,
 )

@@ -118,10 +118,8 @@ def needs_rescale(method: str, mode: str) -> bool:
         return False
     if mode == "minmax":
         return True
-    try:
-        from ..saliency.registry import METHOD_NAMES
-    except ImportError:  # registry unavailable: treat every method as foreign
-        METHOD_NAMES = ()
+    from ..saliency.registry import METHOD_NAMES  # TensorFlow-free
+
     return method not in METHOD_NAMES
 
 

@@ -47,16 +47,6 @@ RESERVED_METHODS = ("AVG",)
 ORIGINAL = "original"
 
 
-def is_byom(ds_cfg: dict) -> bool:
-    """True when the dataset brings its own maps (a ``maps:`` block)."""
-    return bool(ds_cfg.get("maps"))
-
-
-def all_test(ds_cfg: dict) -> bool:
-    """Every image in ``test``: the dataset's ``all_test`` (default: on for BYOM datasets)."""
-    return bool(ds_cfg.get("all_test", is_byom(ds_cfg)))
-
-
 def slug(text: str) -> str:
     """``'Lung Lesion'`` -> ``'Lung-Lesion'`` (dataset names allow letters, digits and '-')."""
     return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-")
@@ -107,21 +97,15 @@ def read_index(name: str, ds_cfg: dict) -> pd.DataFrame:
 
 @functools.lru_cache(maxsize=64)
 def _read_index(path: str, _mtime, _size, finding) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: maps index is empty; expected columns image_id, method, path") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: cannot read the maps index ({exc})") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in ("image_id", "method", "path") if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"{path}: maps index lacks column(s) {missing}; has {list(df.columns)} "
-            "(expected image_id, method, path and optionally model, state, finding)"
-        )
-    df = df.apply(lambda c: c.str.strip())
-    df["_line"] = np.arange(len(df)) + 2
+    from ..data.sources import read_labels_csv  # numpy + pandas only: fine at parse time
+
+    df = read_labels_csv(
+        path,
+        ("image_id", "method", "path"),
+        what="maps index",
+        expected="columns image_id, method, path and optionally model, state, finding",
+        keep_default_na=False,
+    )
     for c in ("model", "state"):
         if c not in df.columns:
             df[c] = ""

@@ -19,7 +19,7 @@ from skimage.transform import resize
 
 from .. import io
 from ..errors import InputError
-from ..plan import derive_seed
+from ..plan import all_test, derive_seed
 from .base import RECORD_COLUMNS, Sample, get_source
 from .splits import read_split_file, stratified_split
 
@@ -39,7 +39,7 @@ def build_manifest(name: str, config: dict) -> pd.DataFrame:
     if dup.any():
         raise InputError(f"dataset {name!r}: image id {rec['image_id'][dup].iloc[0]!r} appears twice")
     rec = rec.sort_values("image_id", kind="stable").reset_index(drop=True)
-    if ds.get("all_test", bool(ds.get("maps"))):  # BYOM: every image is a test image (no training)
+    if all_test(ds):  # BYOM: every image is a test image (no training)
         split = pd.Series("test", index=pd.Index(rec["image_id"], name="image_id"), name="split")
     elif ds.get("split_file"):
         split = read_split_file(ds["split_file"], rec["image_id"])

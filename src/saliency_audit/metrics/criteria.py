@@ -42,8 +42,6 @@ UNNORMALIZED_METHODS = ("PRED", "AVG")
 MAPS = "{results}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
 AVG_MAP = "{results}/{dataset}/models/avg/avg_map.npy"
 SHARD = "{results}/{dataset}/data/shards/test_{shard}.npz"
-#: The schema's default ``saliency.methods`` (Arun et al. 2021), for configs not filled by the schema.
-PAPER_METHODS = ("GRAD", "SG", "IG", "SIG", "GCAM", "XRAI", "GBP", "GGCAM")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,12 +87,6 @@ def active(config: dict, dataset: str) -> list[str]:
     return [c for c in CRITERIA if c not in skip]
 
 
-def _methods(config, dataset=None) -> list[str]:
-    """Saliency methods of the config (the schema fills in the paper's eight when absent), or of
-    a BYOM dataset's maps index."""
-    return plan.methods(config, dataset, default=PAPER_METHODS)
-
-
 def _spec(dataset, model, state, method, shard, results):
     path = MAPS.format(results=results, dataset=dataset, model=model, state=state, method=method, shard=shard)
     return {"model": model, "state": state, "method": method, "path": path}
@@ -109,7 +101,7 @@ def shard_plan(config: dict, dataset: str, criterion: str, shard: str, results: 
     """The map files (and pairs of them) that ``criterion`` reads for one test shard."""
     if criterion not in CRITERIA:
         raise InputError(f"unknown criterion {criterion!r}; known: {list(CRITERIA)}")
-    methods = _methods(config, dataset)
+    methods = plan.methods(config, dataset)
     locs = _localizers(config, dataset)
     out = {"criterion": criterion, "dataset": dataset, "shard_id": shard, "maps": [], "pairs": []}
 
@@ -183,7 +175,7 @@ def threshold_plan(config: dict, dataset: str, shards: list[str], results: str =
     states = plan.randomization_states(config, dataset)
     methods = [  # a BYOM index may randomize some methods only
         m
-        for m in _methods(config, dataset)
+        for m in plan.methods(config, dataset)
         if plan.has_maps(config, dataset, plan.PRIMARY, "original", m)
         and any(plan.has_maps(config, dataset, plan.PRIMARY, s, m) for s in states)
     ]
@@ -323,19 +315,21 @@ def utility_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
         idx = np.array([pos[i] for i in ids], dtype=int)
         use = np.isin(idx, keep)
         norm = normalize(maps[use], spec["method"], cfg["normalization"], normalizer)
-        values = utility_scores(norm, masks[idx[use]], what=spec["path"])
-        if cfg.get("localization"):
-            values.update(
-                localization_scores(norm, masks[idx[use]], cfg["localization_thresholds"], what=spec["path"])
-            )
+        values = _pixel_scores(norm, masks[idx[use]], cfg, what=spec["path"])
         frames.append(tables.rows(ds, "utility", spec["method"], spec["model"], "", spec["state"], ids[use], values))
     if p.get("avg"):
         avg = _read_avg(p["avg"], masks.shape[1:])
-        values = utility_scores(avg, masks[keep], what=p["avg"])
-        if cfg.get("localization"):
-            values.update(localization_scores(avg, masks[keep], cfg["localization_thresholds"], what=p["avg"]))
+        values = _pixel_scores(avg, masks[keep], cfg, what=p["avg"])
         frames.append(tables.rows(ds, "utility", "AVG", "avg", "", "original", shard_ids[keep], values))
     return tables.concat(frames)
+
+
+def _pixel_scores(maps, masks, cfg, what) -> dict:
+    """Utility metrics of maps against masks, plus the localization metrics when configured."""
+    values = utility_scores(maps, masks, what=what)
+    if cfg.get("localization"):
+        values.update(localization_scores(maps, masks, cfg["localization_thresholds"], what=what))
+    return values
 
 
 def _read_avg(path, shape):

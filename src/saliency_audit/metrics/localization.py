@@ -24,7 +24,6 @@ mask's size; CheXlocalize upsamples maps to the image with bilinear interpolatio
 from __future__ import annotations
 
 import numpy as np
-from skimage.filters import threshold_otsu
 
 from ..errors import InputError
 
@@ -59,6 +58,8 @@ def binarize(score_map, threshold="otsu") -> np.ndarray:
     m = np.asarray(score_map, dtype=np.float64)
     if threshold == "otsu":
         q = to_uint8(m)
+        from skimage.filters import threshold_otsu  # lazy: the rules import this module at parse time
+
         return q > threshold_otsu(q) if q.size else np.zeros(q.shape, bool)
     return m > float(threshold)
 

@@ -51,12 +51,6 @@ def inception_blocks(model) -> dict[str, list[str]]:
     return blocks
 
 
-def blocks_of(model, arch: str) -> dict[str, list[str]]:
-    if arch != "inceptionv3":
-        raise InputError(f"model randomization is defined for inceptionv3 blocks only, not {arch!r}")
-    return inception_blocks(model)
-
-
 def state_blocks(arch: str, state: str) -> list[str]:
     """Blocks re-initialised in ``state`` (top first)."""
     if state == "original":
@@ -103,7 +97,7 @@ def apply_state(model, arch: str, state: str, seed_base: int):
     blocks = state_blocks(arch, state)
     if not blocks:
         return model
-    members = blocks_of(model, arch)
+    members = inception_blocks(model)  # state_blocks admits inceptionv3 only
     for block in blocks:
         bseed = derive_seed(seed_base, block)
         # seeds follow the layer's position in its block, not its (build-order dependent) name

@@ -108,11 +108,12 @@ def box_heatmap(boxes: np.ndarray, scores: np.ndarray, size: int, threshold: flo
     return out
 
 
-def detect(raw: np.ndarray, image_size: int, score_threshold=0.01, iou_threshold=0.5, max_boxes=100):
-    """Raw outputs (A,5) of one image -> (boxes x1y1x2y2 (k,4), scores (k,)) after threshold + NMS."""
+def detect(raw: np.ndarray, image_size: int, score_threshold=0.01, iou_threshold=0.5, max_boxes=100, anchors=None):
+    """Raw outputs (A,5) of one image -> (boxes x1y1x2y2 (k,4), scores (k,)) after threshold + NMS.
+    ``anchors``: :func:`anchors_for` ``(image_size)``, computed once by callers looping over images."""
     import tensorflow as tf
 
-    anchors = anchors_for(image_size)
+    anchors = anchors_for(image_size) if anchors is None else anchors
     scores = 1 / (1 + np.exp(-raw[:, 0].astype(np.float64)))
     boxes = decode(anchors, raw[:, 1:], image_size)
     keep = scores > score_threshold
@@ -126,8 +127,9 @@ def detect(raw: np.ndarray, image_size: int, score_threshold=0.01, iou_threshold
 def retinanet_maps(outputs: np.ndarray, image_size: int, score_threshold: float = 0.01) -> np.ndarray:
     """(N,A,5) raw outputs -> (N,S,S) float32 box-score heatmaps in [0,1]."""
     maps = np.zeros((len(outputs), image_size, image_size), np.float32)
+    anchors = anchors_for(image_size)
     for i, raw in enumerate(outputs):
-        boxes, scores = detect(raw, image_size, score_threshold)
+        boxes, scores = detect(raw, image_size, score_threshold, anchors=anchors)
         maps[i] = box_heatmap(boxes, scores, image_size, score_threshold)
     return maps
 

@@ -175,7 +175,8 @@ def train_model(
         val_ds, extra = None, []
         info.update(weights=weights, label_shuffled=shuffled, bn_momentum=mcfg.get("bn_momentum"))
     elif arch == "unet":
-        model = build_unet(size, int(mcfg.get("base_filters", 32)), int(mcfg.get("depth", 4)), seed)
+        base_filters, depth = int(mcfg.get("base_filters", 32)), int(mcfg.get("depth", 4))
+        model = build_unet(size, base_filters, depth, seed)
         steps = int(np.ceil(n_train / batch))
         train_ds = data.make_dataset(train_paths, data.mask_target, (size, size, 1), size, batch, seed=seed, buffer_size=buffer, balanced=True, steps=steps)
         val_ds = data.make_dataset(val_paths, data.mask_target, (size, size, 1), size, batch)
@@ -183,7 +184,7 @@ def train_model(
         monitor, mode = "val_loss", "min"
         extra = [keras.callbacks.ReduceLROnPlateau("val_loss", factor=float(mcfg.get("plateau_factor", 0.1)),
                                                    patience=int(mcfg.get("plateau_patience", 3)), verbose=0)]
-        info.update(weights="none", base_filters=int(mcfg.get("base_filters", 32)), depth=int(mcfg.get("depth", 4)))
+        info.update(weights="none", base_filters=base_filters, depth=depth)
     elif arch == "retinanet":
         model = build_retinanet(size, seed=seed)
         anchors = anchors_for(size)

@@ -36,17 +36,23 @@ def randomization_files(s: dict, dataset: str, shard: str, results="results") ->
         "shard": SHARD.format(**f),
         "maps": {
             m: {st: MAPS.format(model=s["primary"], state=st, method=m, **f) for st in states}
-            for m in s.get("randomized_methods", s["methods"])
+            for m in _randomized(s)
         },
     }
 
 
+def _randomized(s: dict) -> list[str]:
+    """Methods with maps in every randomization state (default: all methods)."""
+    return list(s.get("randomized_methods", s["methods"]))
+
+
 def _get(inp, key):
-    """``inp[key]`` of a dict or of Snakemake's named input (a Namedlist); a list for ``maps``."""
-    if key == "avg" and (inp.get(key) if isinstance(inp, dict) else getattr(inp, key, None)) is None:
-        return None  # no AVG baseline (BYOM / all-test datasets)
-    v = inp[key] if isinstance(inp, dict) else getattr(inp, key)
-    return v if isinstance(v, str) or key != "maps" else list(v)
+    """``inp[key]`` of a dict or of Snakemake's named input (a Namedlist); a list for ``maps``;
+    None for a missing ``avg`` (no AVG baseline for BYOM / all-test datasets)."""
+    v = inp.get(key) if isinstance(inp, dict) else getattr(inp, key, None)
+    if v is None and key != "avg":
+        raise KeyError(f"input {key!r} missing")
+    return list(v) if key == "maps" and not isinstance(v, str) else v
 
 
 def overlay_files_from_input(inp, s: dict) -> dict:
@@ -66,10 +72,11 @@ def randomization_files_from_input(inp, s: dict) -> dict:
     maps = _get(inp, "maps")
     maps = [maps] if isinstance(maps, str) else maps
     states = ["original"] + list(s["states"])
-    if len(maps) != len(states) * len(s.get("randomized_methods", s["methods"])):
-        raise ValueError(f"{len(maps)} map files for {len(s['methods'])} methods x {len(states)} states")
+    methods = _randomized(s)
+    if len(maps) != len(states) * len(methods):
+        raise ValueError(f"{len(maps)} map files for {len(methods)} methods x {len(states)} states")
     it = iter(maps)
-    return {"shard": _get(inp, "shard"), "maps": {m: {st: next(it) for st in states} for m in s.get("randomized_methods", s["methods"])}}
+    return {"shard": _get(inp, "shard"), "maps": {m: {st: next(it) for st in states} for m in methods}}
 
 
 def flat(files: dict) -> list[str]:

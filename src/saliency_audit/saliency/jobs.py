@@ -7,9 +7,9 @@ from .registry import resolve_params
 
 #: ``mem_mb`` of the saliency rules (MB). The peak is one compiled gradient call of a batch: measured
 #: by benchmarks/mem_saliency.py (asserted in tests/test_resources.py) on CPU for InceptionV3 at 320 px,
-#: SIG 25 x 25, the CPU batch of 32: peak RSS 2.85 GB (0.8 GB of it before the first map). On a GPU
+#: SIG 25 x 25, the CPU batch of 32: peak RSS ~2.8 GB (0.8 GB of it before the first map). On a GPU
 #: the activations live in device memory and the host holds the CUDA/XLA runtime. A larger
-#: ``saliency.batch_size`` on CPU grows the peak by ~60 MB per item at 320 px: raise mem_mb with
+#: ``saliency.batch_size`` on CPU grows the peak by ~63 MB per item at 320 px: raise mem_mb with
 #: ``--set-resources saliency_maps:mem_mb=...``.
 MAPS_MEM_MB = 8000
 

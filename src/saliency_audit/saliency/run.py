@@ -28,20 +28,10 @@ def noise_seed(seed: int, dataset: str, method: str, shard) -> int:
 
 def load_model_state(model_path, arch: str, state: str, seed_base: int):
     """The trained model, with randomization ``state`` applied unless it is ``original``."""
-    try:
-        from ..models import load_model
-    except ImportError:  # the models subpackage does not export load_model (yet): plain Keras
-        import keras
+    from ..models import load_model
+    from ..models.randomize import apply_state
 
-        log.warning("saliency_audit.models.load_model not available; using keras.models.load_model")
-        load_model = keras.models.load_model
-    model = load_model(model_path)
-    if state != "original":
-        from ..models.randomize import apply_state
-
-        out = apply_state(model, arch, state, seed_base=seed_base)
-        model = model if out is None else out
-    return model
+    return apply_state(load_model(model_path), arch, state, seed_base=seed_base)
 
 
 def shard_maps(model, x: np.ndarray, methods: dict, *, arch: str, seeds: dict, batch_size=None,

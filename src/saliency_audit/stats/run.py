@@ -19,7 +19,6 @@ from . import table2 as t2
 log = logging.getLogger(__name__)
 
 CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
-DEFAULT_METHODS = ["GRAD", "SG", "IG", "SIG", "GCAM", "XRAI", "GBP", "GGCAM"]
 
 
 def settings(config: dict, dataset: str) -> dict:
@@ -34,14 +33,14 @@ def settings(config: dict, dataset: str) -> dict:
         "utility_metrics": list(st.get("utility_metrics", ["auprc"])),
         "similarity_metrics": list(st.get("similarity_metrics", ["ssim"])),
         "low_baseline_ssim": float(crit.get("low_baseline_ssim", 0.5)),
-        "methods": plan.methods(config, dataset, default=DEFAULT_METHODS),
+        "methods": plan.methods(config, dataset),
         "localizer": plan.localizer(config["datasets"][dataset]),
         "full_state": plan.fully_randomized_state(config, dataset),
         "states": [s for s in plan.randomization_states(config, dataset) if s.startswith("cascade-")],
         "has_avg": plan.has_avg(config, dataset),
         "randomized_methods": [  # a BYOM index may randomize some methods only
             m
-            for m in plan.methods(config, dataset, default=DEFAULT_METHODS)
+            for m in plan.methods(config, dataset)
             if all(plan.has_maps(config, dataset, plan.PRIMARY, st, m) for st in plan.randomization_states(config, dataset))
         ],
         "primary": plan.PRIMARY,
