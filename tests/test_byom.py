@@ -301,11 +301,11 @@ def test_import_and_score_against_references(tmp_path):
     ref = jaccard_score(masks[0].ravel(), (norm0 > 0.5).ravel())
     assert value("inceptionv3_1", "original", "gradcam", "iou_0.5", IDS[0]) == pytest.approx(ref)
     assert value("inceptionv3_1", "original", "gradcam", "hit", IDS[0]) == float(masks[0].flat[np.argmax(norm0)])
-    # the all-zero map of the fully randomized model: AUPRC (1 + prevalence) / 2, AP = prevalence, IoU 0
+    # the all-zero map of the fully randomized model: AUPRC (1 + prevalence) / 2, AP = prevalence, IoU NaN
     prev = masks[3].mean()
     assert value("inceptionv3_1", "cascade-all", "gradcam", "auprc", IDS[3]) == pytest.approx((1 + prev) / 2)
     assert value("inceptionv3_1", "cascade-all", "gradcam", "ap", IDS[3]) == pytest.approx(prev)
-    assert value("inceptionv3_1", "cascade-all", "gradcam", "iou_otsu", IDS[3]) == 0.0
+    assert np.isnan(value("inceptionv3_1", "cascade-all", "gradcam", "iou_otsu", IDS[3]))  # empty segmentation
     assert value("inceptionv3_1", "cascade-all", "gradcam", "hit", IDS[3]) == float(masks[3][0, 0])
     # localizer maps: PRED, not rescaled
     _, pred = criteria.read_maps(res / "maps/unet_1/original/PRED/test_000.npz")

@@ -20,8 +20,31 @@ def test_iou_by_hand_and_against_sklearn():
     pred = square(8, 4, 8, 4, 8)  # 16 px, overlap rows 4-5 x cols 4-5 = 4 px
     assert loc.iou(pred, truth) == pytest.approx(4 / 28)
     assert loc.iou(pred, truth) == pytest.approx(jaccard_score(truth.ravel(), pred.ravel()))
-    assert loc.iou(np.zeros_like(truth), truth) == 0.0  # empty prediction, finding present
-    assert np.isnan(loc.iou(pred, np.zeros_like(truth)))  # no finding: NaN (CheXlocalize)
+
+
+# CheXlocalize's default (eval.py --true_pos_only True): IoU only on the true-positive slice, i.e.
+# NaN whenever the prediction or the truth is empty. Hand-made 4x4 cases: (pred, truth, expected).
+E = np.zeros((4, 4), np.uint8)
+A = square(4, 0, 2, 0, 2)  # 4 px
+B = square(4, 1, 3, 1, 3)  # 4 px, overlap with A: 1 px, union 7
+C = square(4, 2, 4, 2, 4)  # 4 px, disjoint from A
+EMPTY_CASES = [
+    (A, E, np.nan),  # prediction, no finding: NaN (true_pos_only=False would give 0)
+    (E, A, np.nan),  # finding, empty prediction: NaN (true_pos_only=False would give 0)
+    (E, E, np.nan),  # both empty: NaN
+    (A, A, 1.0),
+    (A, B, 1 / 7),
+    (A, C, 0.0),  # both non-empty, disjoint: 0, not NaN
+]
+
+
+@pytest.mark.parametrize("pred, truth, expected", EMPTY_CASES)
+def test_iou_empty_truth_and_prediction_as_chexlocalize_default(pred, truth, expected):
+    got = loc.iou(pred, truth)
+    if np.isnan(expected):
+        assert np.isnan(got)
+    else:
+        assert got == pytest.approx(expected, abs=1e-15)
 
 
 def test_otsu_binarization_of_a_bimodal_map():
@@ -35,7 +58,7 @@ def test_otsu_binarization_of_a_bimodal_map():
     out = loc.localization_scores(m[None], truth[None], ["otsu", 0.5, 0.9])
     assert out["iou_otsu"][0] == 1.0
     assert out["iou_0.5"][0] == 1.0
-    assert out["iou_0.9"][0] == 0.0  # nothing above 0.9
+    assert np.isnan(out["iou_0.9"][0])  # nothing above 0.9: empty prediction, NaN (CheXlocalize default)
     assert out["hit"][0] == 1.0
 
 
@@ -69,11 +92,12 @@ def test_hit_rate_pointing_game():
     assert np.isnan(loc.hit(inside, np.zeros_like(truth)))
 
 
-def test_all_zero_map_has_defined_metrics():
+def test_all_zero_map_iou_nan_hit_defined():
     truth = square(10, 0, 3, 0, 3)
     zero = np.zeros((1, 10, 10), np.float32)
     out = loc.localization_scores(zero, truth[None], ["otsu", 0.5])
-    assert out["iou_otsu"][0] == 0.0 and out["iou_0.5"][0] == 0.0  # empty segmentation, not NaN
+    # empty segmentation: NaN (CheXlocalize's true_pos_only default), left out of the mIoU mean
+    assert np.isnan(out["iou_otsu"][0]) and np.isnan(out["iou_0.5"][0])
     assert out["hit"][0] == 1.0  # argmax of an all-zero map is pixel (0, 0), inside this truth
     truth2 = square(10, 5, 8, 5, 8)
     assert loc.localization_scores(zero, truth2[None])["hit"][0] == 0.0

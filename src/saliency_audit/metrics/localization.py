@@ -8,9 +8,14 @@ Saporta et al., "Benchmarking saliency methods for chest X-ray interpretation", 
   ``cv2.threshold(..., THRESH_OTSU)`` on ``np.uint8(255 * map)``; here
   :func:`skimage.filters.threshold_otsu` on the same uint8 map, whose integer histogram makes the
   threshold one of its grey levels; pixels strictly above it, as cv2's ``src > thresh``), or by a
-  fixed threshold on the [0, 1] map (pixels strictly above it); IoU = |pred AND truth| / |pred OR truth|. An empty prediction against a non-empty truth is 0;
-  an empty truth is NaN (CheXlocalize ``calculate_iou`` with ``true_pos_only=False``). A constant
-  map (e.g. all zero) has Otsu threshold equal to its value, so its segmentation is empty: IoU 0.
+  fixed threshold on the [0, 1] map (pixels strictly above it); IoU = |pred AND truth| / |pred OR truth|.
+  Empty cases as CheXlocalize's default, ``eval.py --true_pos_only True`` (``calculate_iou`` with
+  ``true_pos_only=True``: "run evaluation only on the true positive slice", images with both a
+  predicted and a ground-truth segmentation): an empty truth **or** an empty prediction gives NaN,
+  and mIoU is the mean over the remaining images (NaN-skipping). (``true_pos_only=False`` would give
+  0 for an empty prediction against a non-empty truth, and for a non-empty prediction against an
+  empty truth, NaN only when both are empty.) A constant map (e.g. all zero) has Otsu threshold
+  equal to its value, so its segmentation is empty: IoU NaN.
 - **hit** (hit rate = its mean; the pointing game, Zhang et al. ECCV 2016): 1 when the map's
   maximum pixel lies inside the truth, else 0; NaN for an empty truth. Ties: the first maximum in
   row-major order (``numpy.argmax``, as CheXlocalize ``get_hit_rates``), so an all-zero map points
@@ -70,11 +75,15 @@ def to_uint8(m) -> np.ndarray:
 
 
 def iou(pred, truth) -> float:
-    """Intersection over union of two binary masks; NaN for an empty truth, 0 for an empty prediction."""
+    """Intersection over union of two binary masks; NaN when either is empty.
+
+    CheXlocalize's default (``eval.py``: ``--true_pos_only`` defaults to ``True``; ``calculate_iou``
+    returns NaN when ``np.sum(pred_mask) == 0 or np.sum(gt_mask) == 0``), Saporta et al. 2022.
+    """
     pred, truth = np.asarray(pred) != 0, np.asarray(truth) != 0
     if pred.shape != truth.shape:
         raise InputError(f"segmentation shape {pred.shape} does not match mask shape {truth.shape}")
-    if not truth.any():
+    if not truth.any() or not pred.any():
         return float("nan")
     return float(np.logical_and(pred, truth).sum() / np.logical_or(pred, truth).sum())
 
