@@ -16,8 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
 from saliency_audit import plan  # noqa: E402
 from saliency_audit.byom import expand_datasets  # noqa: E402
-from saliency_audit.config import check_config  # noqa: E402
+from saliency_audit.config import check_config, check_dataset_names  # noqa: E402
 
+check_dataset_names(config)
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
 expand_datasets(

@@ -61,3 +61,29 @@ def test_missing_data_path_is_named(tmp_path):
     cfg = {"datasets": {"x": {"kind": "siim", "images_dir": str(tmp_path / "nope"), "rle_csv": "x.csv"}}}
     proc = dry_run(tmp_path, cfg)
     assert proc.returncode != 0 and "datasets.x.images_dir" in proc.stdout + proc.stderr
+
+
+def test_dataset_name_with_underscore_is_accepted(tmp_path, demo_cfg):
+    cfg = copy.deepcopy(demo_cfg)
+    cfg["datasets"] = {"synth_ptx": cfg["datasets"]["synth-ptx"]}
+    proc = dry_run(tmp_path, cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "results/synth_ptx/data/manifest.csv" in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["synth.ptx", "synth ptx", "-synth", "_synth", "synth/ptx"])
+def test_bad_dataset_name_says_which_characters_are_allowed(tmp_path, demo_cfg, name):
+    cfg = copy.deepcopy(demo_cfg)
+    cfg["datasets"] = {name: cfg["datasets"]["synth-ptx"]}
+    proc = dry_run(tmp_path, cfg)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert f"invalid dataset name {name!r}" in out
+    assert "use letters, digits, '-' and '_', starting with a letter or digit" in out
+
+
+def test_dataset_name_pattern_matches_the_schema():
+    from saliency_audit.config import DATASET_NAME
+
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["datasets"]["propertyNames"]["pattern"] == DATASET_NAME.pattern

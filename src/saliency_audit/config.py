@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .errors import InputError
 from .plan import TASK_OF_KIND
+
+#: Dataset names become folders (``results/<name>/``) and wildcard values; the schema's
+#: ``datasets.propertyNames`` pattern is the same.
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def check_dataset_names(config: dict) -> None:
+    """Raise :class:`InputError` saying which characters a dataset name may hold (before the schema,
+    whose message would only quote the pattern)."""
+    for name in (config.get("datasets") or {}):
+        if not DATASET_NAME.match(str(name)):
+            raise InputError(
+                f"datasets.{name}: invalid dataset name {str(name)!r}; use letters, digits, '-' and '_', "
+                "starting with a letter or digit"
+            )
 
 
 def check_config(config: dict) -> None:

@@ -48,7 +48,7 @@ ORIGINAL = "original"
 
 
 def slug(text: str) -> str:
-    """``'Lung Lesion'`` -> ``'Lung-Lesion'`` (dataset names allow letters, digits and '-')."""
+    """``'Lung Lesion'`` -> ``'Lung-Lesion'`` (a dataset name's characters: letters, digits, '-', '_')."""
     return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-")
 
 
