@@ -269,6 +269,12 @@ class RsnaSource(_LabelledSource):
     def _filter_classes(self, table: dict) -> dict:
         info_csv = self.cfg.get("class_info_csv")
         if not info_csv:
+            log.warning(
+                "datasets.%s.class_info_csv is not set: no class filter, so every patient of %s is kept "
+                "(\"No Lung Opacity / Not Normal\" ones as negatives); the paper keeps only %s "
+                "(set class_info_csv to stage_2_detailed_class_info.csv to apply its filter)",
+                self.name, self.csv, list(RSNA_KEEP_CLASSES),
+            )
             return table
         keep = list(self.cfg.get("keep_classes") or RSNA_KEEP_CLASSES)
         info = read_labels_csv(info_csv, ["patientId", "class"], "RSNA class info CSV")
