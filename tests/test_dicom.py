@@ -110,7 +110,8 @@ def test_truncated_pixel_data(tmp_path):
     p = write_dicom(tmp_path / "t.dcm", smooth_image(64, 64).astype(np.uint16) * 4, bits_stored=12)
     b = p.read_bytes()
     p.write_bytes(b[: len(b) - 2000])
-    with pytest.raises(InputError, match="cannot decode the DICOM pixel data") as e:
+    with pytest.raises(InputError, match=r"truncated or corrupt DICOM file \(the file ends inside element "
+                       r"\(7FE0,0010\) \(6192 of 8192 bytes\)\); cannot decode the DICOM pixel data") as e:
         read_dicom(p)
     _assert_clean(e, p)
 
@@ -121,9 +122,55 @@ def test_corrupt_jpeg_pixel_data(tmp_path):
     soi = b.find(b"\xff\xd8\xff")  # start of the JPEG stream inside the encapsulated pixel data
     b[soi : soi + 40] = b"\x00" * 40
     p.write_bytes(bytes(b))
-    with pytest.raises(InputError, match="cannot decode") as e:
+    with pytest.raises(InputError, match="truncated or corrupt DICOM file: cannot decode the DICOM pixel data") as e:
         read_dicom(p)
     _assert_clean(e, p)
+
+
+def _pixel_data_offset(b: bytes) -> int:
+    """Offset of the (7FE0,0010) Pixel Data tag in a little-endian file."""
+    at = b.rfind(b"\xe0\x7f\x10\x00")
+    assert at > 0
+    return at
+
+
+def _header_cuts(b: bytes):
+    """Cut points inside the header: in the file meta, in an element value, in an element header."""
+    pix = _pixel_data_offset(b)
+    return {"file meta": 200, "element value": 400, "element header": pix - 3}
+
+
+@pytest.mark.parametrize("jpeg", [True, False], ids=["encapsulated-jpeg", "native"])
+@pytest.mark.parametrize("where", ["pixel data", "pixel data, last byte", "file meta", "element value",
+                                   "element header"])
+def test_truncated_dicom_says_so(tmp_path, jpeg, where):
+    """A file cut inside the pixel data (encapsulated JPEG Baseline or native) or inside the header
+    says 'truncated or corrupt DICOM file', never 'no pixel data' (pydicom only warns, or drops the
+    partial element silently)."""
+    img = smooth_image(64, 64, 3)
+    p = write_dicom(tmp_path / "full.dcm", img, jpeg=jpeg)
+    full = p.read_bytes()
+    assert np.abs(read_dicom(p) - img / 255.0).max() < 0.03  # the uncut file reads
+    pix = _pixel_data_offset(full)
+    cuts = {"pixel data": pix + (len(full) - pix) // 2, "pixel data, last byte": len(full) - 9, **_header_cuts(full)}
+    if jpeg and where == "pixel data, last byte":
+        cuts[where] = len(full) - 20  # inside the JPEG fragment (the last 8 bytes: the sequence delimiter)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(full[: cuts[where]])
+    with pytest.raises(InputError, match=r"truncated or corrupt DICOM file") as e:
+        read_dicom(cut)
+    assert "no pixel data" not in str(e.value)
+    _assert_clean(e, cut)
+
+
+def test_cut_inside_the_sequence_delimiter_still_reads(tmp_path):
+    """Only the encapsulated pixel data's closing delimiter lost: the image is whole and decodes."""
+    img = smooth_image(64, 64, 3)
+    p = write_dicom(tmp_path / "full.dcm", img, jpeg=True)
+    ref = read_dicom(p)
+    b = p.read_bytes()
+    p.write_bytes(b[:-1])
+    np.testing.assert_array_equal(read_dicom(p), ref)
 
 
 def test_corrupt_png(tmp_path):
@@ -132,3 +179,20 @@ def test_corrupt_png(tmp_path):
     with pytest.raises(InputError, match="unreadable or corrupt image") as e:
         read_image(p)
     assert str(p) in str(e.value)
+
+
+def test_missing_decoder_is_not_called_corrupt(tmp_path, monkeypatch):
+    """No decoder for the transfer syntax: 'cannot decode', without blaming the file."""
+    import pydicom.dataset
+
+    p = write_dicom(tmp_path / "j.dcm", smooth_image(32, 32), jpeg=True)
+
+    def no_plugins(self):
+        raise RuntimeError("Unable to decompress 'JPEG Baseline (Process 1)' pixel data because all plugins are "
+                           "missing dependencies:\n\tpillow - requires pillow")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(no_plugins))
+    with pytest.raises(InputError, match="cannot decode the DICOM pixel data") as e:
+        read_dicom(p)
+    assert "truncated or corrupt" not in str(e.value)
+    _assert_clean(e, p)

@@ -31,16 +31,57 @@ IMAGE_SUFFIXES = DICOM_SUFFIXES + RASTER_SUFFIXES
 
 @contextlib.contextmanager
 def _quiet_pydicom():
-    """Silence pydicom's warnings and log records (they may quote header values)."""
+    """Silence pydicom's warnings and log records (they may quote header values).
+
+    Yields the list of caught warnings: they are only searched (:func:`_truncation`), never shown.
+    """
     logger = logging.getLogger("pydicom")
     disabled = logger.disabled
     logger.disabled = True
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
     finally:
         logger.disabled = disabled
+
+
+#: Preamble (128) + ``DICM`` (4) + the File Meta Information Group Length element (12 bytes).
+_META_START = 144
+#: Decoders pydicom lacks raise these (not a damaged file).
+_NO_DECODER = ("missing dependencies", "no pixel data decoders", "not supported by numpy")
+
+
+def _truncation(ds, path: Path, caught) -> str | None:
+    """Where a DICOM file read by pydicom looks cut short or damaged, or None.
+
+    pydicom reads a truncated file without an error: a cut inside encapsulated pixel data only
+    warns ("End of file reached before delimiter") and drops the element; a cut inside an element
+    of the header keeps a short value or drops a partial element header silently. Checked here:
+    that warning, the File Meta group length against the file size, and the end of the last
+    top-level element (defined length) against the file size. Called right after reading (the
+    elements are still raw, with their file offsets); its answer is used only when the pixel data
+    is missing or does not decode, so trailing padding after a good image is never flagged.
+    """
+    if any("end of file reached" in str(w.message).lower() for w in caught):
+        return "the file ends inside the (encapsulated) pixel data"
+    size = path.stat().st_size
+    meta = getattr(ds, "file_meta", None)
+    group_length = meta.get("FileMetaInformationGroupLength") if meta is not None else None
+    if group_length in ("", b"") or (group_length is not None and size < _META_START + int(group_length)):
+        return "the file ends inside the file meta header"
+    tags = sorted(ds.keys())
+    if not tags:
+        return "no data element after the file meta header"
+    last = ds.get_item(tags[-1])
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if tell is None or length is None or length == 0xFFFFFFFF:  # converted, or undefined length
+        return None
+    if tell + length > size:
+        return f"the file ends inside element {last.tag} ({size - tell} of {length} bytes)"
+    if tell + length < size:
+        return f"the file ends inside the element header after {last.tag}"
+    return None
 
 
 def is_dicom(path) -> bool:
@@ -82,15 +123,17 @@ def read_dicom(path) -> np.ndarray:
     Raises
     ------
     InputError
-        The file is missing, not DICOM, has no pixel data, cannot be decoded, or is not a single
-        2-D grayscale frame. The message names the file only (no header values).
+        The file is missing, not DICOM, truncated or corrupt (``<file>: truncated or corrupt DICOM
+        file (...)``: cut inside the header or the native / encapsulated pixel data, or pixel data
+        that does not decode), has no pixel data, has no decoder, or is not a single 2-D grayscale
+        frame. The message names the file and at most a tag number (no header values).
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_windowing
 
     path = Path(path)
-    with _quiet_pydicom():
+    with _quiet_pydicom() as caught:
         try:
             ds = pydicom.dcmread(path)
         except FileNotFoundError:
@@ -100,15 +143,32 @@ def read_dicom(path) -> np.ndarray:
                 f"{path}: not a DICOM file (no 'DICM' prefix / file meta header); expected a DICOM image"
             ) from None
         except Exception as exc:  # truncated or corrupt headers raise many kinds of errors
-            raise InputError(f"{path}: unreadable or corrupt DICOM file ({type(exc).__name__})") from None
+            raise InputError(
+                f"{path}: truncated or corrupt DICOM file (unreadable header: {type(exc).__name__}); "
+                "expected a complete DICOM image"
+            ) from None
+        why = _truncation(ds, path, caught)  # before any element is converted (raw offsets)
         if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-            raise InputError(f"{path}: DICOM file has no pixel data; expected an image")
+            if why:
+                raise InputError(f"{path}: truncated or corrupt DICOM file ({why}); expected a complete DICOM image")
+            raise InputError(
+                f"{path}: DICOM file has no pixel data (or the file is cut exactly before it); expected an image"
+            )
         try:
             arr = ds.pixel_array
         except Exception as exc:  # missing decoder, truncated or corrupt pixel data
+            detail = f"{type(exc).__name__}: {_pixel_error(exc)}"
+            if why:
+                raise InputError(
+                    f"{path}: truncated or corrupt DICOM file ({why}); cannot decode the DICOM pixel data ({detail})"
+                ) from None
+            if any(k in str(exc).lower() for k in _NO_DECODER):
+                raise InputError(
+                    f"{path}: cannot decode the DICOM pixel data ({detail}); "
+                    "expected an uncompressed or decodable (e.g. JPEG Baseline via Pillow) image"
+                ) from None
             raise InputError(
-                f"{path}: cannot decode the DICOM pixel data ({type(exc).__name__}: {_pixel_error(exc)}); "
-                "expected an uncompressed or decodable (e.g. JPEG Baseline via Pillow) image"
+                f"{path}: truncated or corrupt DICOM file: cannot decode the DICOM pixel data ({detail})"
             ) from None
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
         frames = int(ds.get("NumberOfFrames", 1) or 1)
