@@ -230,3 +230,114 @@ def test_pairs_equal_multcomps_own_tukey():
         row = ours.set_index("contrast").loc[f"{a} - {b}"]
         assert row["estimate"] == pytest.approx(-r["estimate"], abs=1e-10)
         assert row["p_adj"] == pytest.approx(r["p"], abs=2e-3)
+
+
+# --- variance components and adjusted p-values against closed forms (balanced) and a hand REML fit
+
+
+def mean_squares(df, levels):
+    """Two-way additive ANOVA of a balanced design: (MS_image, MS_error, n images, k groups)."""
+    y = df.pivot(index="image_id", columns="group", values="score")[levels].to_numpy()
+    n, k = y.shape
+    resid = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
+    ms_error = (resid**2).sum() / ((n - 1) * (k - 1))
+    ms_image = k * ((y.mean(1) - y.mean()) ** 2).sum() / (n - 1)
+    return ms_image, ms_error, n, k
+
+
+@needs_r
+def test_sigma_and_image_variance_equal_anova_mean_squares():
+    """Balanced design, positive image variance: REML's sigma^2 = MS_error and
+    var_image = (MS_image - MS_error) / k (k groups per image)."""
+    levels = ["A", "B", "C"]
+    df = constructed(n=30, effects={"A": 0.0, "B": 0.1, "C": -0.05}, seed=11, sd_image=0.08, sd_noise=0.04)
+    model, _ = lmm.fit_family(lmm.Family("utility", "auprc", "t", df, levels, "tukey"), seed=1)
+    ms_image, ms_error, n, k = mean_squares(df, levels)
+    assert ms_image > 3 * ms_error  # the image variance is clearly positive (not a boundary fit)
+    assert model.loc[0, "sigma"] ** 2 == pytest.approx(ms_error, rel=1e-5)
+    assert model.loc[0, "sd_image"] ** 2 == pytest.approx((ms_image - ms_error) / k, rel=1e-4)
+    assert not model.loc[0, "singular"]
+
+
+@needs_r
+def test_tukey_adjusted_p_values_equal_studentized_range():
+    """All-pairs contrasts of a balanced design: the single-step adjusted p-value of z = est / se is
+    P(Q > sqrt(2) |z|) for the studentized range Q of k groups (multcomp tests an LMM's contrasts
+    asymptotically: df = infinity); the simultaneous interval is est +- q_(1-alpha) / sqrt(2) se.
+    multcomp's numbers are quasi-Monte-Carlo, hence the tolerance."""
+    from scipy.stats import studentized_range
+
+    levels = ["A", "B", "C", "D"]
+    df = constructed(n=40, effects={"A": 0.0, "B": 0.02, "C": 0.035, "D": -0.01}, seed=12, sd_noise=0.05)
+    _, c = lmm.fit_family(lmm.Family("utility", "auprc", "t", df, levels, "tukey"), alpha=0.05, seed=2)
+    k = len(levels)
+    z = (c["estimate"] / c["se"]).to_numpy()
+    np.testing.assert_allclose(c["statistic"], z, rtol=1e-8)
+    expect = studentized_range.sf(np.sqrt(2) * np.abs(z), k, np.inf)
+    assert ((expect > 0.01) & (expect < 0.99)).sum() >= 3  # p-values in the informative range
+    np.testing.assert_allclose(c["p_adj"], expect, atol=2e-3)
+    half = studentized_range.ppf(0.95, k, np.inf) / np.sqrt(2) * c["se"]
+    np.testing.assert_allclose(c["ci_high"] - c["estimate"], half, rtol=2e-3)
+    np.testing.assert_allclose(c["estimate"] - c["ci_low"], half, rtol=2e-3)
+
+
+def reml_fit(df, levels):
+    """score ~ group + (1 | image) by hand: REML criterion minimised over (log sigma, log tau) with
+    scipy, then GLS fixed effects (treatment coding, first level reference) and their covariance."""
+    from scipy.optimize import minimize
+
+    y = df["score"].to_numpy(float)
+    X = np.column_stack([np.ones(len(df))] + [(df["group"] == lv).to_numpy(float) for lv in levels[1:]])
+    img = pd.factorize(df["image_id"])[0]
+    Z = np.eye(img.max() + 1)[img]
+    ZZ = Z @ Z.T
+
+    def parts(theta):
+        s2, t2 = np.exp(2 * theta)
+        V = s2 * np.eye(len(y)) + t2 * ZZ
+        Vi = np.linalg.inv(V)
+        XtViX = X.T @ Vi @ X
+        beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
+        r = y - X @ beta
+        crit = np.linalg.slogdet(V)[1] + np.linalg.slogdet(XtViX)[1] + r @ Vi @ r
+        return crit, beta, np.linalg.inv(XtViX)
+
+    start = np.log([df["score"].std() / 2, df["score"].std() / 2])
+    opt = minimize(lambda t: parts(t)[0], start, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12,
+                                                                               "maxiter": 4000})
+    _, beta, cov = parts(opt.x)
+    sigma, tau = np.exp(opt.x)
+    return dict(sigma=sigma, tau=tau, beta=beta, cov=cov)
+
+
+@needs_r
+def test_unbalanced_design_equals_hand_reml():
+    """Unbalanced: one group misses a third of the images, another has images no one else has.
+    sigma, sd_image, estimates and standard errors equal a hand REML fit; with two groups the
+    single-step p-value is the two-sided normal one (no Monte-Carlo)."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(13)
+    df = constructed(n=30, effects={"A": 0.0, "B": 0.04, "C": 0.08}, seed=13, sd_image=0.08, sd_noise=0.05)
+    drop = (df["group"] == "B") & df["image_id"].isin([f"img{i:03d}" for i in range(10)])
+    extra = pd.DataFrame({"score": 0.5 + rng.normal(0, 0.1, 5), "group": "C",
+                          "image_id": [f"only{i}" for i in range(5)]})
+    df = pd.concat([df[~drop], extra], ignore_index=True)
+    levels = ["A", "B", "C"]
+    model, c = lmm.fit_family(lmm.Family("utility", "auprc", "t", df, levels, "tukey"), seed=1)
+    ref = reml_fit(df, levels)
+    assert model.loc[0, "sigma"] == pytest.approx(ref["sigma"], rel=1e-3)
+    assert model.loc[0, "sd_image"] == pytest.approx(ref["tau"], rel=1e-3)
+    assert model.loc[0, "n_obs"] == len(df) and model.loc[0, "n_images"] == 35
+    c = c.set_index("contrast")
+    coef = dict(zip(levels, [np.eye(3)[0] * 0, np.eye(3)[1], np.eye(3)[2]]))
+    for a, b in itertools.combinations(levels, 2):
+        L = coef[a] - coef[b]
+        assert c.loc[f"{a} - {b}", "estimate"] == pytest.approx(L @ ref["beta"], abs=1e-5)
+        assert c.loc[f"{a} - {b}", "se"] == pytest.approx(np.sqrt(L @ ref["cov"] @ L), rel=1e-3)
+    # the unbalance changes the standard errors: B (fewer images) is less precise than A
+    assert c.loc["A - B", "se"] > c.loc["A - C", "se"] * 1.02
+    _, two = lmm.fit_family(lmm.Family("utility", "auprc", "t2", df, ["A", "B"], "tukey"), seed=1)
+    z = two.loc[0, "estimate"] / two.loc[0, "se"]
+    assert 0.001 < two.loc[0, "p_adj"] < 0.5
+    assert two.loc[0, "p_adj"] == pytest.approx(2 * norm.sf(abs(z)), abs=1e-6)
