@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # conda envs install this package from here (envs/*.post-deploy.sh)
 os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
 from saliency_audit import plan  # noqa: E402
+from saliency_audit.resources import tf_job_threads  # noqa: E402
 from saliency_audit.byom import expand_datasets  # noqa: E402
 from saliency_audit.config import check_config, check_dataset_names  # noqa: E402
 
@@ -177,6 +178,14 @@ def model_cfg(model_id):
 
 def model_image_size(dataset):
     return config["datasets"][dataset].get("image_size", config["image_size"])
+
+
+def tf_threads(wildcards):
+    """Threads of a TensorFlow job: the cores shared by the `gpu` slots locally, 2 on a cluster."""
+    res = workflow.global_resources
+    return tf_job_threads(
+        res["_cores"].value, res.get("gpu").value, workflow.local_exec
+    )
 
 
 def localizer_ids(dataset):

@@ -19,7 +19,7 @@ rule train_model:
         "benchmarks/out/{dataset}/models/{model}/train.tsv"
     conda:
         "../envs/tensorflow.yaml"
-    threads: 2
+    threads: tf_threads
     resources:
         gpu=1,
         mem_mb=lambda wc: 12000 if plan.is_classifier(wc.model) else 8000,
@@ -71,7 +71,7 @@ rule localizer_maps:
         dataset=plan.dataset_regex(plan.trained_datasets(config)),  # never a BYOM dataset
     conda:
         "../envs/tensorflow.yaml"
-    threads: 2
+    threads: tf_threads
     resources:
         gpu=1,
         mem_mb=4000,

@@ -41,7 +41,7 @@ if SAL["job_per"] == "method":
             **SALIENCY_CONSTRAINTS,
         conda:
             "../envs/tensorflow.yaml"
-        threads: 2
+        threads: tf_threads
         resources:
             mem_mb=MAPS_MEM_MB,
             runtime=120,
@@ -88,7 +88,7 @@ else:
             **SALIENCY_CONSTRAINTS,
         conda:
             "../envs/tensorflow.yaml"
-        threads: 2
+        threads: tf_threads
         resources:
             mem_mb=MAPS_MEM_MB,
             runtime=lambda wc: 60 * max(1, len(SALIENCY_METHODS)),

@@ -3,9 +3,11 @@
 from saliency_audit import io
 from saliency_audit.models import load_model, localizer_maps
 from saliency_audit.plan import arch_of
+from saliency_audit.resources import set_tf_threads
 from saliency_audit.smk import rule_logging
 
 with rule_logging(snakemake) as log:
+    set_tf_threads(snakemake.threads)
     shard = io.read_shard(snakemake.input.shard)
     idx = io.map_image_index(shard, snakemake.params.images)
     model = load_model(snakemake.input.model)

@@ -4,10 +4,12 @@ import numpy as np
 
 from saliency_audit import io
 from saliency_audit.data.prepare import to_model_input
+from saliency_audit.resources import set_tf_threads
 from saliency_audit.saliency.run import load_model_state, shard_maps
 from saliency_audit.smk import progress, rule_logging
 
 with rule_logging(snakemake) as log:
+    set_tf_threads(snakemake.threads)
     p = snakemake.params
     shard = io.read_shard(snakemake.input.shard)
     idx = io.map_image_index(shard, p.images)
