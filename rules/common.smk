@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
@@ -17,9 +18,17 @@ os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
 from saliency_audit import plan  # noqa: E402
 from saliency_audit.resources import tf_job_threads  # noqa: E402
 from saliency_audit.byom import expand_datasets  # noqa: E402
-from saliency_audit.config import check_config, check_dataset_names  # noqa: E402
+from saliency_audit.config import (  # noqa: E402
+    check_config,
+    check_dataset_names,
+    coerce_cli_strings,
+)
 
 check_dataset_names(config)
+# nested --config values arrive as strings: type them as the schema (and method registry) say
+coerce_cli_strings(
+    config, yaml.safe_load((Path(workflow.basedir) / "schemas/config.schema.yaml").read_text())
+)
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
 expand_datasets(

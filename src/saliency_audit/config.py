@@ -36,3 +36,64 @@ def check_config(config: dict) -> None:
     from .saliency.registry import check_saliency_config  # no TensorFlow import
 
     check_saliency_config(config)
+
+
+def coerce_cli_strings(config: dict, schema: dict) -> None:
+    """Type the strings of ``--config`` overrides in place as a config file would.
+
+    Snakemake reads nested ``--config`` values with YAML's BaseLoader, so
+    ``--config 'saliency={"params": {"SG": {"samples": 11}}}'`` arrives as ``'11'``. A string where
+    ``schema`` (or, under ``saliency.params``, the type of the method's registry default) expects
+    a number, boolean or null is read with ``yaml.safe_load`` and kept if that gives such a value;
+    anything else is left for the schema check to report.
+    """
+    from .saliency.registry import METHODS, spec
+
+    defs = schema.get("definitions", {})
+    json_type = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+    def node_of(node):
+        ref = node.get("$ref", "")
+        return node_of(defs[ref.rsplit("/", 1)[-1]]) if ref.startswith("#/definitions/") else node
+
+    def types(node):
+        t = node.get("type", [])
+        out = set([t] if isinstance(t, str) else t)
+        for branch in node.get("anyOf", []) + node.get("oneOf", []):
+            out |= types(node_of(branch))
+        return out
+
+    def scalar(value, node):
+        allowed = types(node)
+        if not isinstance(value, str) or ("string" in allowed and value in node.get("enum", [value])):
+            return value
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        kind = "null" if parsed is None else json_type.get(type(parsed))
+        ok = kind in allowed or (kind == "integer" and "number" in allowed)
+        return parsed if ok else value
+
+    def walk(value, node):
+        node = node_of(node)
+        if isinstance(value, dict):
+            props, extra = node.get("properties", {}), node.get("additionalProperties")
+            for key, sub in value.items():
+                child = props.get(key, extra if isinstance(extra, dict) else None)
+                if child is not None:
+                    value[key] = walk(sub, child)
+            return value
+        if isinstance(value, list):
+            items = node.get("items")
+            return [walk(v, items) for v in value] if isinstance(items, dict) else value
+        return scalar(value, node)
+
+    walk(config, schema)
+    for name, params in ((config.get("saliency") or {}).get("params") or {}).items():
+        if name in METHODS and isinstance(params, dict):
+            defaults = spec(name).defaults
+            for key in params.keys() & defaults.keys():
+                params[key] = scalar(params[key], {"type": json_type[type(defaults[key])]})
