@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # conda envs install this package from here (envs/*.post-deploy.sh)
 os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
-from saliency_audit import plan  # noqa: E402
+from saliency_audit import paper, plan  # noqa: E402
 from saliency_audit.resources import tf_job_threads  # noqa: E402
 from saliency_audit.byom import expand_datasets  # noqa: E402
 from saliency_audit.config import (  # noqa: E402
@@ -131,7 +131,7 @@ def byom_map_files(wildcards):
 
 def score_paths(dataset, criteria=None):
     """Named gathered score tables of the active criteria (those in ``criteria`` when given), and
-    the randomization thresholds (``thresholds``) with randomization."""
+    the randomization thresholds (``thresholds``, per anchor image ``anchors``) with randomization."""
     paths = {
         c: f"{RESULTS}/{dataset}/scores/{c}.csv"
         for c in score_criteria.active(config, dataset)
@@ -140,6 +140,7 @@ def score_paths(dataset, criteria=None):
     if "randomization" in paths:
         paths["thresholds"] = f"{RESULTS}/{dataset}/scores/randomization_thresholds.csv"
     return paths
+        paths["anchors"] = f"{RESULTS}/{dataset}/scores/randomization_threshold_anchors.csv"
 
 
 def criteria_targets(dataset):
@@ -228,6 +229,11 @@ def stats_settings(wildcards):
 
 
 def score_inputs(wildcards, criteria=None):
+def paper_deviations(dataset):
+    """Each setting of saliency_audit.paper: paper | released | this run (rows, JSON-able)."""
+    return paper.deviations(config, dataset).to_dict("records")
+
+
     """:func:`score_paths` as a rule's named input."""
     return score_paths(wildcards.dataset, criteria)
 
@@ -271,7 +277,14 @@ def report_targets(dataset):
     out = f"{RESULTS}/{dataset}"
     targets = [
         f"{out}/tables/{t}.{ext}"
-        for t in ("table2", "tableS1", "tableS2")
+        for t in (
+            "table2",
+            "table2_stability",
+            "sensitivity",
+            "tableS1",
+            "tableS2",
+            "deviations",
+        )
         for ext in ("csv", "md")
     ]
     if STATS_ON:

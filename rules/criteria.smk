@@ -1,7 +1,8 @@
 # Criteria stage: per test shard, the tidy scores of each criterion (utility, randomization,
 # repeatability, reproducibility) in results/{dataset}/scores/{criterion}/test_{shard}.csv; gathered
 # per dataset into results/{dataset}/scores/{criterion}.csv, plus the randomization degradation
-# thresholds (need the maps of every test shard) and a summary of means and SDs.
+# thresholds (need the maps of every test shard; with their per-anchor-image pair means) and a
+# summary of means and SDs (and counts of constant maps: the per-image 0/1 metric `constant`).
 # Inputs are other stages' files, named by path: maps (rules/saliency.smk), localizer PRED maps
 # and the AVG map (rules/models.smk), test shards (rules/data.smk).
 
@@ -66,6 +67,7 @@ rule gather_randomization:
     output:
         scores=f"{RESULTS}/{{dataset}}/scores/randomization.csv",
         thresholds=f"{RESULTS}/{{dataset}}/scores/randomization_thresholds.csv",
+        anchors=f"{RESULTS}/{{dataset}}/scores/randomization_threshold_anchors.csv",
     log:
         "logs/{dataset}/scores/gather_randomization.log",
     benchmark:
@@ -86,7 +88,11 @@ rule gather_randomization:
 
 rule score_summary:
     input:
-        lambda wc: [p for c, p in score_paths(wc.dataset).items() if c != "thresholds"],
+        lambda wc: [
+            p
+            for c, p in score_paths(wc.dataset).items()
+            if c not in ("thresholds", "anchors")
+        ],
     output:
         f"{RESULTS}/{{dataset}}/scores/summary.csv",
     log:

@@ -57,6 +57,22 @@ rule tables:
             labels={"dataset": "{dataset}", "table": "Table 2"},
         ),
         table2_md=f"{RESULTS}/{{dataset}}/tables/table2.md",
+        table2_stability=report(
+            f"{RESULTS}/{{dataset}}/tables/table2_stability.csv",
+            caption="../report/table2_stability.rst",
+            category="1. Summary (Table 2)",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "Table 2 verdict stability"},
+        ),
+        table2_stability_md=f"{RESULTS}/{{dataset}}/tables/table2_stability.md",
+        sensitivity=report(
+            f"{RESULTS}/{{dataset}}/tables/sensitivity.csv",
+            caption="../report/sensitivity.rst",
+            category="1. Summary (Table 2)",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "Table 2 sensitivity (AP, SSIM data_range 2)"},
+        ),
+        sensitivity_md=f"{RESULTS}/{{dataset}}/tables/sensitivity.md",
         tableS1=report(
             f"{RESULTS}/{{dataset}}/tables/tableS1.csv",
             caption="../report/tableS1.rst",
@@ -88,6 +104,32 @@ rule tables:
         code=REPORT_CODE,
     script:
         "../workflow_scripts/tables.py"
+
+
+rule deviations:
+    output:
+        csv=report(
+            f"{RESULTS}/{{dataset}}/tables/deviations.csv",
+            caption="../report/deviations.rst",
+            category="0. Deviations from the paper",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "Deviations from the paper"},
+        ),
+        md=f"{RESULTS}/{{dataset}}/tables/deviations.md",
+    log:
+        "logs/{dataset}/report/deviations.log",
+    benchmark:
+        "benchmarks/out/{dataset}/report/deviations.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        rows=lambda wc: paper_deviations(wc.dataset),
+    script:
+        "../workflow_scripts/deviations.py"
 
 
 rule figure_utility:

@@ -22,7 +22,7 @@ CONFIG = {
         "unet": {"replicates": 2},
     },
     "saliency": {"methods": ["GRAD", "GCAM"], "normalization": "released", "images": "with_finding"},
-    "randomization": {"threshold_pairs": 4},
+    "randomization": {"threshold_partners": 4},
     "criteria": {"similarity": ["ssim", "spearman", "spearman_abs", "hog"]},
 }
 
@@ -124,9 +124,10 @@ def test_utility_shard_rows(tree):
     assert list(df.columns) == tables.COLUMNS
     ids, masks = truth["000"]
     n_maps = len(p["maps"]) + 1  # + AVG
-    assert len(df) == n_maps * len(ids) * 3
+    assert len(df) == n_maps * len(ids) * 4
     assert set(df["image_id"]) == set(ids)
-    assert (df["model_b"] == "").all() and set(df["metric"]) == {"auprc", "ap", "auroc"}
+    assert (df["model_b"] == "").all() and set(df["metric"]) == {"auprc", "ap", "auroc", "constant"}
+    assert (df.query("metric == 'constant'")["value"] == 0).all()  # random maps are not constant
     # one value against the released code's recipe on the normalized map
     raw = io.read_npz(f"{root}/toy/maps/inceptionv3_1/original/GRAD/test_000.npz")["maps"]
     m = minmax(raw, "GRAD", "released")[1]
@@ -146,7 +147,7 @@ def test_randomization_and_repeatability_rows(tree):
     p = criteria.shard_plan(CONFIG, "toy", "randomization", "001", results=root)
     df = criteria.score_shard(p, cfg, normalizer=minmax)
     ids = truth["001"][0]
-    assert len(df) == len(p["pairs"]) * len(ids) * 4
+    assert len(df) == len(p["pairs"]) * len(ids) * 5  # 4 similarity metrics + constant
     assert (df["model_a"] == "inceptionv3_1").all() and (df["model_b"] == "").all()
     a = minmax(io.read_npz(f"{root}/toy/maps/inceptionv3_1/original/GCAM/test_001.npz")["maps"], "GCAM", "")
     b = minmax(io.read_npz(f"{root}/toy/maps/inceptionv3_1/cascade-mixed5/GCAM/test_001.npz")["maps"], "GCAM", "")
@@ -176,17 +177,22 @@ def test_default_normalizer_is_the_saliency_stage():
     assert criteria.normalize(raw, "PRED", "released") == pytest.approx(raw.astype(np.float32))  # left as is
 
 
-def test_sample_pairs():
-    for n, k in [(2, 1), (5, 4), (40, 50), (1000, 50)]:
-        pairs = criteria.sample_pairs(n, k, seed=3)
-        assert len(pairs) == min(k, n * (n - 1) // 2)
-        assert (pairs[:, 0] != pairs[:, 1]).all()
-        assert len({tuple(sorted(p)) for p in pairs.tolist()}) == len(pairs)
-        assert pairs.min() >= 0 and pairs.max() < n
-        np.testing.assert_array_equal(pairs, criteria.sample_pairs(n, k, seed=3))
-    assert not np.array_equal(criteria.sample_pairs(1000, 50, 3), criteria.sample_pairs(1000, 50, 4))
-    assert len(criteria.sample_pairs(3, 10, 0)) == 3  # every distinct pair when too few
-    assert criteria.sample_pairs(1, 10, 0).shape == (0, 2)
+def test_partner_pairs_every_image_anchors_and_is_drawn_never_itself():
+    for n, k in [(2, 1), (5, 4), (5, 9), (40, 50), (300, 50)]:
+        pairs = criteria.partner_pairs(n, k, seed=3)
+        assert pairs.shape == (n * k, 2)  # count = partners x n
+        assert (pairs[:, 0] != pairs[:, 1]).all()  # never itself
+        np.testing.assert_array_equal(pairs[:, 0], np.repeat(np.arange(n), k))  # every image is an anchor k times
+        assert set(pairs[:, 1]) == set(range(n))  # every image can be drawn (the released randint bug: never the last)
+        if k <= n - 1:  # distinct partners per anchor
+            assert all(len(set(pairs[pairs[:, 0] == i, 1])) == k for i in range(n))
+        np.testing.assert_array_equal(pairs, criteria.partner_pairs(n, k, seed=3))
+    assert not np.array_equal(criteria.partner_pairs(300, 50, 3), criteria.partner_pairs(300, 50, 4))
+    # partners uniform over the other images: 2000 draws from anchor 0 of 5 images hit 1..4 about 500 times each
+    counts = np.bincount(criteria.partner_pairs(5, 2000, 0)[:2000, 1], minlength=5)
+    assert counts[0] == 0 and np.all(np.abs(counts[1:] - 500) < 90)
+    assert criteria.partner_pairs(1, 10, 0).shape == (0, 2)
+
 
 
 def test_gather_summary_and_thresholds(tree, tmp_path):
@@ -219,23 +225,91 @@ def test_gather_summary_and_thresholds(tree, tmp_path):
     assert row["n"].item() == 8
 
     tplan = criteria.threshold_plan(CONFIG, "toy", ["000", "001"], results=root)
-    thr = criteria.randomization_thresholds(tplan, cfg, gathered, normalizer=minmax)
-    assert list(thr.columns) == tables.THRESHOLD_COLUMNS
-    assert len(thr) == 2 * 4 and (thr["n_pairs"] == 4).all()
-    # recompute the SSIM threshold of GRAD by hand from the same seeded pairs
+    assert tplan["partners"] == 4 and tplan["states"] == ["cascade-mixed1"]
+    thr, anchors = criteria.randomization_thresholds(tplan, cfg, gathered, normalizer=minmax)
+    assert list(thr.columns) == tables.THRESHOLD_COLUMNS and list(anchors.columns) == tables.ANCHOR_COLUMNS
+    n = 8  # images with maps in the two shards
+    assert len(thr) == 2 * 4 and (thr["n_pairs"] == 4 * n).all() and (thr["n_images"] == n).all()
+    # recompute the SSIM threshold of GRAD by hand from the same seeded partner pairs
     maps = np.concatenate(
         [
             minmax(io.read_npz(f"{root}/toy/maps/inceptionv3_1/original/GRAD/test_{s}.npz")["maps"], "GRAD", "")
             for s in ("000", "001")
         ]
     ).astype(float)
-    pairs = criteria.sample_pairs(len(maps), 4, tplan["seed"])
-    ref = np.mean([structural_similarity(maps[i], maps[j], data_range=1.0, win_size=7) for i, j in pairs])
+    pairs = criteria.partner_pairs(len(maps), 4, tplan["seed"])
+    per_pair = np.array([structural_similarity(maps[i], maps[j], data_range=1.0, win_size=7) for i, j in pairs])
     row = thr.query("method == 'GRAD' and metric == 'ssim'").iloc[0]
-    assert row["threshold"] == pytest.approx(ref, abs=1e-12)
+    assert row["threshold"] == pytest.approx(per_pair.mean(), abs=1e-12)
+    a = anchors.query("method == 'GRAD' and metric == 'ssim'")
+    assert list(a["image_id"]) == list(gathered["image_id"].unique())
+    assert a["mean"].to_numpy() == pytest.approx(per_pair.reshape(n, 4).mean(axis=1), abs=1e-12)
+    # bootstrap CI over anchor images: reproducible with the seed, by hand with numpy
+    idx = np.random.default_rng(tplan["seed"]).integers(0, n, size=(cfg["resamples"], n))
+    boot = per_pair.reshape(n, 4).mean(axis=1)[idx].mean(axis=1)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])), abs=1e-12)
+    assert row["ci_low"] < row["threshold"] < row["ci_high"]
     full = gathered.query("method == 'GRAD' and metric == 'ssim' and state == 'cascade-mixed1'")["value"].mean()
     assert row["randomized_mean"] == pytest.approx(full)
-    assert row["verdict"] == ("PASS" if full < ref else "FAIL")
+    assert row["verdict"] == ("PASS" if full < per_pair.mean() else "FAIL")
+    again, _ = criteria.randomization_thresholds(tplan, cfg, gathered, normalizer=minmax)
+    pd.testing.assert_frame_equal(thr, again)
+
+
+def test_thresholds_average_the_repeats_fully_randomized_states(tree, tmp_path):
+    """With repeats, an image's fully randomized value is the mean over the repeats' last states."""
+    root, truth, _ = tree
+    cfg = {**criteria.settings(CONFIG), "similarity": ["ssim"]}
+    tplan = criteria.threshold_plan(CONFIG, "toy", ["000", "001"], results=root)
+    ids = list(truth["000"][0])
+    rows = []
+    for state, v in (("cascade-mixed1", 0.1), ("cascade2-mixed1", 0.3), ("cascade3-mixed1", 0.8)):
+        rows.append(tables.rows("toy", "randomization", "GRAD", "inceptionv3_1", "", state, ids, {"ssim": np.full(4, v)}))
+    scores = tables.concat(rows)
+    per_image = criteria.fully_randomized_per_image(scores, ["cascade-mixed1", "cascade2-mixed1"])
+    assert per_image["value"].to_numpy() == pytest.approx(np.full(4, 0.2))
+    thr, _ = criteria.randomization_thresholds({**tplan, "states": ["cascade-mixed1", "cascade2-mixed1"]}, cfg, scores, minmax)
+    row = thr.query("method == 'GRAD'").iloc[0]
+    assert row["randomized_mean"] == pytest.approx(0.2) and row["n_randomized"] == 4
+    assert row["states"] == "cascade-mixed1;cascade2-mixed1"
+
+
+def test_constant_map_scores_and_flag(tmp_path):
+    """Hand-computed: a constant map's trapezoidal AUPRC is (1 + prevalence) / 2, its AP the
+    prevalence, and it is counted as constant in the utility rows."""
+    root = str(tmp_path / "results")
+    ids = np.array(["a", "b"])
+    masks = np.zeros((2, S, S), np.uint8)
+    masks[0, :8, :8] = 1  # prevalence 64 / 1024
+    masks[1, :16, :16] = 1  # prevalence 256 / 1024
+    io.write_npz(
+        f"{root}/toy/data/shards/test_000.npz", ids=ids, images=np.zeros((2, S, S), np.uint8), masks=masks,
+        labels=np.ones(2, np.int8), has_finding=np.ones(2, bool), boxes=np.zeros((0, 5), np.float32),
+    )  # fmt: skip
+    p = {
+        "criterion": "utility",
+        "dataset": "toy",
+        "shard": f"{root}/toy/data/shards/test_000.npz",
+        "avg": None,
+        "maps": [{"model": "inceptionv3_1", "state": "cascade-mixed1", "method": "GCAM", "path": f"{root}/m.npz"}],
+        "pairs": [],
+    }
+    maps = np.zeros((2, S, S), np.float32)
+    maps[1] = 0.25  # constant, not zero
+    io.write_npz(p["maps"][0]["path"], ids=ids, maps=maps)
+    cfg = {**criteria.settings(CONFIG), "localization": False}
+    df = criteria.score_shard(p, cfg, normalizer=lambda m, method, mode: np.asarray(m, np.float32)).set_index(
+        ["image_id", "metric"]
+    )["value"]
+    for i, prev in (("a", 64 / 1024), ("b", 256 / 1024)):
+        assert df[(i, "auprc")] == pytest.approx((1 + prev) / 2, abs=1e-12)
+        assert df[(i, "ap")] == pytest.approx(prev, abs=1e-12)
+        assert df[(i, "auroc")] == pytest.approx(0.5) and df[(i, "constant")] == 1.0
+    summ = tables.summarize(tables.concat([df.reset_index().assign(
+        dataset="toy", criterion="utility", method="GCAM", model_a="inceptionv3_1", model_b="", state="cascade-mixed1"
+    )[tables.COLUMNS]]))  # fmt: skip
+    row = summ.query("metric == 'constant'").iloc[0]
+    assert row["n"] * row["mean"] == 2  # count of constant maps = n x mean
 
 
 def test_rows_reject_wrong_lengths():

@@ -110,7 +110,7 @@ def test_randomization_table_and_markdown():
             "n_pairs": 50,
         }
     )
-    s1 = t2.randomization_table(scores, thr, ["XRAI", "GRAD"], "cascade-mixed1").set_index("method")
+    s1 = t2.randomization_table(scores, thr, ["XRAI", "GRAD"], ["cascade-mixed1"]).set_index("method")
     assert s1.loc["XRAI", "mean"] == pytest.approx(0.9) and s1.loc["XRAI", "sd"] == pytest.approx(0.1)
     assert s1.loc["GRAD", "mean"] == pytest.approx(0.2) and s1.loc["GRAD", "threshold"] == 0.25
     assert s1.loc["XRAI", "verdict"] == "FAIL" and s1.loc["GRAD", "verdict"] == "PASS"
@@ -135,8 +135,8 @@ def test_make_tables_needs_no_r(monkeypatch):
     for mod in ("rpy2", "rpy2.robjects", "saliency_audit.stats.lmm"):
         monkeypatch.setitem(sys.modules, mod, None)
     s = {
-        "methods": ["XRAI", "GRAD"], "localizer": "unet", "full_state": "cascade-mixed1", "primary": "inceptionv3_1",
-        "alpha": 0.05, "low_baseline_ssim": 0.5,
+        "methods": ["XRAI", "GRAD"], "localizer": "unet", "full_states": ["cascade-mixed1"], "primary": "inceptionv3_1",
+        "alpha": 0.05, "low_baseline_ssim": 0.5, "seed": 1, "resamples": 200, "fragile": 0.8, "sensitivity": True,
     }  # fmt: skip
     ut = _tidy("utility", [
         ["XRAI", "inceptionv3_1", "", "original", "a", "auroc", 0.8], ["XRAI", "inceptionv3_1", "", "original", "b", "auroc", 0.6],
@@ -163,3 +163,47 @@ def test_make_tables_needs_no_r(monkeypatch):
     assert tabs["tableS1"][0].set_index("method").loc["XRAI", "verdict"] == "FAIL"
     no_stats = run.make_tables({"utility": ut}, None, None, s, "ds")["table2"]
     assert no_stats[0].loc["XRAI", "Utility vs AVG"] == "no statistics" and "no statistics" in no_stats[1]
+
+
+def test_table2_under_other_metrics_reads_their_contrasts():
+    c = pd.concat(
+        [
+            hand_table(),
+            pd.DataFrame(
+                [
+                    contrast("utility", "ap", "utility_vs_avg", "XRAI", -0.01, 0.5),  # flips to FAIL under AP
+                    contrast("repeatability", "ssim_dr2", "vs_low_baseline", "XRAI", 0.2, 0.001),
+                ]
+            ),
+        ]
+    )
+    base = t2.table2(["XRAI"], c, randomization(), ALPHA)
+    alt = t2.table2(["XRAI"], c, randomization(), ALPHA, utility_metric="ap", similarity_metric="ssim_dr2")
+    assert base.loc["XRAI", "Utility vs AVG"] == "PASS" and alt.loc["XRAI", "Utility vs AVG"] == "FAIL"
+    assert alt.loc["XRAI", "Repeatability vs 0.5"] == "PASS" and alt.loc["XRAI", "Utility vs localizer"] == "n/a"
+    from saliency_audit.stats import stability
+
+    sens = stability.sensitivity_table(base, alt).set_index("column")
+    assert sens.loc["Utility vs AVG", "flipped"] and sens.loc["Utility vs AVG", "alt_metric"] == "ap"
+    assert sens.loc["Repeatability vs 0.5", "alt_metric"] == "ssim_dr2"
+    assert not sens.loc["Repeatability vs 0.5", "flipped"]  # FAIL -> PASS would flip; here 0.14 p 1e-4 was PASS
+    assert not sens.loc["Utility vs localizer", "flipped"]  # n/a is no flip
+    assert sens["flipped"].sum() == 1
+
+
+def test_randomization_table_averages_repeats_and_counts_constant_maps():
+    scores = _tidy("randomization", [
+        ["GCAM", "inceptionv3_1", "", "cascade-mixed1", "a", "ssim", 0.2], ["GCAM", "inceptionv3_1", "", "cascade2-mixed1", "a", "ssim", 0.4],
+        ["GCAM", "inceptionv3_1", "", "cascade-mixed1", "b", "ssim", 0.6], ["GCAM", "inceptionv3_1", "", "cascade2-mixed1", "b", "ssim", 0.8],
+        ["GCAM", "inceptionv3_1", "", "cascade-mixed1", "a", "constant", 1], ["GCAM", "inceptionv3_1", "", "cascade2-mixed1", "a", "constant", 0],
+        ["GCAM", "inceptionv3_1", "", "cascade-mixed1", "b", "constant", 1], ["GCAM", "inceptionv3_1", "", "cascade2-mixed1", "b", "constant", 1],
+        ["GCAM", "inceptionv3_1", "", "cascade-mixed5", "b", "ssim", 0.99],  # not fully randomized
+    ])  # fmt: skip
+    thr = pd.DataFrame({"method": ["GCAM"], "metric": "ssim", "threshold": [0.45], "ci_low": 0.4, "ci_high": 0.5})
+    s1 = t2.randomization_table(scores, thr, ["GCAM"], ["cascade-mixed1", "cascade2-mixed1"]).set_index("method")
+    # per image: a 0.3, b 0.7 -> mean 0.5, SD of (0.3, 0.7)
+    assert s1.loc["GCAM", "mean"] == pytest.approx(0.5) and s1.loc["GCAM", "n"] == 2
+    assert s1.loc["GCAM", "sd"] == pytest.approx(np.std([0.3, 0.7], ddof=1))
+    assert s1.loc["GCAM", "constant"] == 3 and s1.loc["GCAM", "n_maps"] == 4
+    assert s1.loc["GCAM", "verdict"] == "FAIL" and s1.loc["GCAM", "ci_low"] == 0.4
+    assert t2.fmt_ci(0.5, 0.41, 0.6) == "0.500 [0.410, 0.600]" and t2.fmt_ci(np.nan, 0, 1) == ""

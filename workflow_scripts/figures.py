@@ -17,7 +17,7 @@ with rule_logging(snakemake) as log:
             "utility",
             s["methods"],
             s["localizer"],
-            s["full_state"],
+            s["full_states"],
             s["primary"],
         )
         figures.utility_boxplot(
@@ -31,7 +31,7 @@ with rule_logging(snakemake) as log:
                 c,
                 s["methods"],
                 s["localizer"],
-                s["full_state"],
+                s["full_states"],
                 s["primary"],
                 baseline_rows=sc.get("repeatability"),
             )
@@ -48,7 +48,7 @@ with rule_logging(snakemake) as log:
             sc,
             run.read_thresholds(snakemake.input.thresholds),
             s["methods"],
-            s["states"],
+            s["cascades"],
             title=f"Cascading randomization of InceptionV3 ({ds})",
             **kw,
         )

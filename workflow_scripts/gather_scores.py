@@ -1,5 +1,5 @@
-"""Gather per-shard score tables of a dataset; for randomization also the degradation thresholds;
-for the summary, means and SDs of every gathered criterion."""
+"""Gather per-shard score tables of a dataset; for randomization also the degradation thresholds
+(and their per-anchor-image pair means); for the summary, means and SDs of every gathered criterion."""
 
 import pandas as pd
 
@@ -17,8 +17,9 @@ with rule_logging(snakemake) as log:
     elif snakemake.rule == "gather_randomization":
         scores = tables.gather(snakemake.input.scores)
         io.write_csv(snakemake.output.scores, scores)
-        thresholds = criteria.randomization_thresholds(snakemake.params.plan, snakemake.params.settings, scores)
+        thresholds, anchors = criteria.randomization_thresholds(snakemake.params.plan, snakemake.params.settings, scores)
         io.write_csv(snakemake.output.thresholds, thresholds)
+        io.write_csv(snakemake.output.anchors, anchors)
         with pd.option_context("display.width", 200):
             log.info("degradation thresholds and verdicts:\n%s", thresholds.to_string(index=False))
     else:

@@ -5,10 +5,12 @@
    classifier's trained maps, the fully randomized InceptionV3's maps, the localizer replicates'
    output (method ``PRED``) and the mean train+val mask (model ``avg``, method ``AVG``).
 2. **randomization** (cascading model-parameter randomization, Adebayo et al. 2018): similarity of
-   the trained InceptionV3's map and the map at every randomized state. The degradation threshold
-   per method (:func:`randomization_thresholds`, gather step) is the mean similarity of
-   ``randomization.threshold_pairs`` seeded pairs of maps of *different* test images of the trained
-   model; PASS when the fully randomized mean falls below it.
+   the trained InceptionV3's map and the map at every randomized state (every repeat of the
+   cascade). The degradation threshold per method (:func:`randomization_thresholds`, gather step)
+   is, as in the released code, the mean similarity over ``randomization.threshold_partners``
+   seeded partners (other test images) of *every* test image with maps, with a bootstrap CI over
+   images; PASS when the fully randomized mean (per image, the mean over the repeats' fully
+   randomized states) falls below it.
 3. **repeatability**: inceptionv3_1 vs inceptionv3_2; 4. **reproducibility**: inceptionv3_1 vs
    densenet121_1. Both carry the localizer replicates' similarity (``PRED``, unet_1 vs unet_2 or
    retinanet_1 vs retinanet_2) as the high baseline; the low baseline (``criteria.low_baseline_ssim``)
@@ -28,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import io, plan
+from .. import io, plan, resample
 from ..errors import InputError, ShardError
 from . import similarity, tables
 from .localization import localization_scores
-from .utility import utility_scores
+from .utility import CONSTANT, constant_maps, utility_scores
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,13 @@ def settings(config: dict) -> dict:
     rnd = config.get("randomization", {})
     return {
         "normalization": sal.get("normalization", "released"),
+        "cam_normalization": sal.get("cam_normalization", "minmax"),
         "images": sal.get("images", "with_finding"),
         "data_range": float(crit.get("ssim_data_range", 1.0)),
         "win_size": int(crit.get("ssim_win_size", 7)),
         "similarity": list(crit.get("similarity", ["ssim", "spearman", "spearman_abs", "hog"])),
-        "threshold_pairs": int(rnd.get("threshold_pairs", 50)),
+        "threshold_partners": int(rnd.get("threshold_partners", 50)),
+        "resamples": int(config.get("stats", {}).get("resamples", 1000)),
         "localization": bool(crit.get("localization", True)),
         "localization_thresholds": list(crit.get("localization_thresholds", ["otsu"])),
     }
@@ -184,8 +188,8 @@ def threshold_plan(config: dict, dataset: str, shards: list[str], results: str =
             m: [_spec(dataset, plan.PRIMARY, "original", m, s, results)["path"] for s in shards] for m in methods
         },
         "seed": plan.derive_seed(config.get("seed", 2021), dataset, "randomization-threshold-pairs"),
-        "n_pairs": int(config.get("randomization", {}).get("threshold_pairs", 50)),
-        "state": plan.fully_randomized_state(config, dataset),
+        "partners": int(config.get("randomization", {}).get("threshold_partners", 50)),
+        "states": plan.fully_randomized_states(config, dataset),
     }
 
 
@@ -227,11 +231,13 @@ def read_maps(path) -> tuple[np.ndarray, np.ndarray]:
     return ids, maps
 
 
-def normalize(maps: np.ndarray, method: str, mode: str, normalizer=None) -> np.ndarray:
+def normalize(maps: np.ndarray, method: str, mode: str, normalizer=None, cam: str = "minmax") -> np.ndarray:
     """Maps in [0, 1] (float32) for metrics: the configured normalization, none for PRED/AVG."""
     if method in UNNORMALIZED_METHODS or len(maps) == 0:
         return np.asarray(maps, dtype=np.float32)
-    return np.asarray((normalizer or default_normalizer())(maps, method, mode))
+    if normalizer is not None:  # a stand-in (tests) takes (maps, method, mode)
+        return np.asarray(normalizer(maps, method, mode))
+    return np.asarray(default_normalizer()(maps, method, mode, cam))
 
 
 class MapStack:
@@ -246,7 +252,9 @@ class MapStack:
     @property
     def normalized(self):
         if self._norm is None:
-            self._norm = normalize(self.raw, self.method, self.cfg["normalization"], self._normalizer)
+            self._norm = normalize(
+                self.raw, self.method, self.cfg["normalization"], self._normalizer, self.cfg["cam_normalization"]
+            )
             if self._norm.shape != self.raw.shape:
                 raise InputError(f"{self.path}: normalization changed the shape {self.raw.shape} -> {self._norm.shape}")
         return self._norm
@@ -314,7 +322,7 @@ def utility_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
             raise InputError(f"{spec['path']}: image ids {missing[:3]} are not in the shard {p['shard']}")
         idx = np.array([pos[i] for i in ids], dtype=int)
         use = np.isin(idx, keep)
-        norm = normalize(maps[use], spec["method"], cfg["normalization"], normalizer)
+        norm = normalize(maps[use], spec["method"], cfg["normalization"], normalizer, cfg["cam_normalization"])
         values = _pixel_scores(norm, masks[idx[use]], cfg, what=spec["path"])
         frames.append(tables.rows(ds, "utility", spec["method"], spec["model"], "", spec["state"], ids[use], values))
     if p.get("avg"):
@@ -325,8 +333,12 @@ def utility_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
 
 
 def _pixel_scores(maps, masks, cfg, what) -> dict:
-    """Utility metrics of maps against masks, plus the localization metrics when configured."""
+    """Utility metrics of maps against masks, the 0/1 ``constant`` flag of each map, and the
+    localization metrics when configured."""
     values = utility_scores(maps, masks, what=what)
+    maps = np.asarray(maps)
+    flags = constant_maps(maps[None] if maps.ndim == 2 else maps)  # one shared map (AVG): same flag for all
+    values[CONSTANT] = np.broadcast_to(flags, (len(masks),)) if maps.ndim == 2 else flags
     if cfg.get("localization"):
         values.update(localization_scores(maps, masks, cfg["localization_thresholds"], what=what))
     return values
@@ -349,6 +361,8 @@ def similarity_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
     """Rows of a similarity criterion (randomization, repeatability, reproducibility) of one shard.
 
     Each maps file is read and its features computed once, kept while later pairs still need it.
+    Besides the similarity metrics, each row set carries the 0/1 ``constant`` flag of map ``b`` (the
+    randomized state's or the other model's map; map ``a``'s flag is in the utility rows).
     """
     uses = Counter(path for pair in p["pairs"] for path in (pair["a"]["path"], pair["b"]["path"]))
     cache: dict[str, MapStack] = {}
@@ -361,6 +375,7 @@ def similarity_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
                 cache[spec["path"]] = MapStack(spec["path"], spec["method"], cfg, normalizer)
             stacks.append(cache[spec["path"]])
         values = compare_stacks(stacks[0], stacks[1], cfg)
+        values[CONSTANT] = constant_maps(stacks[1].normalized)  # the randomized / other model's map
         frames.append(
             tables.rows(
                 p["dataset"],
@@ -392,56 +407,45 @@ def score_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
 # degradation thresholds (gather step: maps of every test shard)
 
 
-def sample_pairs(n: int, n_pairs: int, seed: int) -> np.ndarray:
-    """``n_pairs`` distinct unordered pairs of *different* indices in ``range(n)``, reproducibly.
+def partner_pairs(n: int, partners: int, seed: int) -> np.ndarray:
+    """For every anchor image ``i`` in ``range(n)``, ``partners`` seeded partners ``j != i``.
 
-    With fewer than ``n_pairs`` distinct pairs available, all of them are returned (the caller
-    reports the number used). Returns an int array (k, 2).
+    As the released code of Arun et al. (2021) (``plot_ssim_random_pairs``: 50 draws per image), but
+    without its ``randint(high=len - 1)`` bug: every other image can be drawn, the anchor never.
+    Partners of one anchor are distinct when ``partners <= n - 1``, drawn with replacement
+    otherwise. Returns an int array (n * partners, 2) of (anchor, partner), anchor-major.
     """
-    if n < 2 or n_pairs < 1:
+    if n < 2 or partners < 1:
         return np.zeros((0, 2), dtype=int)
-    total = n * (n - 1) // 2
     rng = np.random.default_rng(seed)
-    if n_pairs >= total:
-        i, j = np.triu_indices(n, 1)
-        return np.stack([i, j], axis=1)[rng.permutation(total)]
-    seen, out = set(), []
-    while len(out) < n_pairs:
-        i, j = (int(v) for v in rng.choice(n, size=2, replace=False))
-        key = (min(i, j), max(i, j))
-        if key not in seen:
-            seen.add(key)
-            out.append((i, j))
-    return np.array(out, dtype=int)
+    rows = []
+    for i in range(n):
+        k = rng.choice(n - 1, size=partners, replace=partners > n - 1)
+        rows.append(np.column_stack([np.full(partners, i), k + (k >= i)]))  # skip the anchor itself
+    return np.concatenate(rows).astype(int)
 
 
-def pair_similarity(paths: list[str], method: str, cfg: dict, n_pairs: int, seed: int, normalizer=None):
-    """Mean similarity of ``n_pairs`` seeded pairs of maps of different images (files ``paths``).
+#: Pairs compared at once (bounds the memory of the paired feature copies).
+PAIR_CHUNK = 128
 
-    Only the ids are read to draw the pairs; then each shard's maps are read once and only the
-    paired images are kept, so a paper-scale test split is never in memory at once.
+
+def pair_similarity(paths: list[str], method: str, cfg: dict, partners: int, seed: int, normalizer=None):
+    """Similarity of the seeded (anchor, partner) pairs of maps of different images (files ``paths``).
+
+    Every map of the trained model is read once and its features computed once; pairs are compared
+    in chunks of :data:`PAIR_CHUNK`.
 
     Returns
     -------
-    dict metric -> mean over pairs (NaN with fewer than 2 images), and the number of pairs
+    ids : array (n,) of the anchor images (shard order)
+    pairs : int array (n * partners, 2) from :func:`partner_pairs`
+    values : dict metric -> array (n * partners,) of per-pair similarity
     """
-    ids = [read_map_ids(p) for p in paths]
-    where = [(k, j) for k, a in enumerate(ids) for j in range(len(a))]
-    pairs = sample_pairs(len(where), n_pairs, seed)
-    if len(pairs) == 0:
-        return {m: float("nan") for m in cfg["similarity"]}, 0
-    need = np.unique(pairs)
-    parts, order = [], []
-    for k, path in enumerate(paths):
-        local = [g for g in need if where[g][0] == k]
-        if not local:
-            continue
-        stack = MapStack(path, method, cfg, normalizer)
-        if not np.array_equal(stack.ids, ids[k]):
-            raise ShardError(f"{path}: ids changed while reading")
-        parts.append(stack.subset(np.array([where[g][1] for g in local])))
-        order += local
-    shapes = {p.raw.shape[1:] for p in parts}
+    stacks = [MapStack(p, method, cfg, normalizer) for p in paths]
+    stacks = [s for s in stacks if len(s.ids)]
+    if not stacks:
+        return np.zeros(0, dtype=str), np.zeros((0, 2), dtype=int), {m: np.zeros(0) for m in cfg["similarity"]}
+    shapes = {s.raw.shape[1:] for s in stacks}
     if len(shapes) > 1:
         raise InputError(f"maps of {method} have different sizes across shards: {shapes}")
     allstack = MapStack(
@@ -449,38 +453,80 @@ def pair_similarity(paths: list[str], method: str, cfg: dict, n_pairs: int, seed
         method,
         cfg,
         normalizer,
-        ids=np.concatenate([p.ids for p in parts]),
-        maps=np.concatenate([p.raw for p in parts]),
+        ids=np.concatenate([s.ids for s in stacks]),
+        maps=np.concatenate([s.raw for s in stacks]),
     )
-    allstack._norm = np.concatenate([p.normalized for p in parts])
-    pos = {g: r for r, g in enumerate(order)}
-    a = allstack.subset(np.array([pos[i] for i in pairs[:, 0]]))
-    b = allstack.subset(np.array([pos[j] for j in pairs[:, 1]]))
-    values = compare_stacks(a, b, cfg, same_images=False)  # different images by design
-    return {m: float(np.mean(v)) for m, v in values.items()}, len(pairs)
+    allstack._norm = np.concatenate([s.normalized for s in stacks])
+    pairs = partner_pairs(len(allstack.ids), partners, seed)
+    values = {}
+    for m in cfg["similarity"]:
+        f = allstack.features(m)
+        values[m] = np.concatenate(
+            [np.zeros(0)]
+            + [
+                similarity.compare(m, f[c[:, 0]], f[c[:, 1]], cfg["data_range"], cfg["win_size"])
+                for c in np.array_split(pairs, max(1, int(np.ceil(len(pairs) / PAIR_CHUNK))))
+                if len(c)
+            ]
+        )
+    return allstack.ids, pairs, values
 
 
-def randomization_thresholds(tplan: dict, cfg: dict, scores: pd.DataFrame, normalizer=None) -> pd.DataFrame:
-    """Degradation threshold per method and metric, with the fully randomized mean and PASS/FAIL.
+def fully_randomized_per_image(scores: pd.DataFrame, states, primary: str = plan.PRIMARY) -> pd.DataFrame:
+    """Per (method, metric, image): the mean similarity over the repeats' fully randomized ``states``.
 
-    Arun et al. 2021: threshold = mean SSIM of 50 random pairs of maps of different test images from
-    the trained model; a method passes when the fully randomized model's mean SSIM is below it.
-    Columns :data:`tables.THRESHOLD_COLUMNS`; ``verdict`` is PASS, FAIL or NA (no threshold/scores).
+    With ``randomization.repeats`` cascades, each image's fully randomized value is the mean over the
+    repeats (the released plots average three cascade runs). Columns method, metric, image_id, value.
     """
-    state = tplan["state"]
-    out = []
+    d = scores[scores["state"].isin(list(states)) & (scores["model_a"] == primary)]
+    if d.empty:
+        return pd.DataFrame(columns=["method", "metric", "image_id", "value"])
+    return d.groupby(["method", "metric", "image_id"], sort=False)["value"].mean().reset_index()
+
+
+def randomization_thresholds(tplan: dict, cfg: dict, scores: pd.DataFrame, normalizer=None):
+    """Degradation threshold per method and metric, with bootstrap CIs and PASS/FAIL.
+
+    Arun et al. 2021 (released code): for every test image with maps, ``partners`` random partner
+    images (:func:`partner_pairs`); the threshold is the mean similarity of the trained model's maps
+    over all n x partners pairs. Its 95% CI is a percentile bootstrap over anchor images
+    (``resamples`` seeded resamples; every anchor has the same number of pairs, so a resample's
+    threshold is the mean of its anchors' pair means). The fully randomized mean is over images of
+    the per-image mean over the repeats' fully randomized states, with the same kind of CI.
+    A method passes when that mean is below the threshold.
+
+    Returns
+    -------
+    thresholds : DataFrame with columns :data:`tables.THRESHOLD_COLUMNS`
+    anchors : DataFrame with columns :data:`tables.ANCHOR_COLUMNS` (per anchor image: its number of
+        pairs and their mean similarity; the verdict-stability bootstrap resamples these)
+    """
+    states = list(tplan["states"] or [])
+    full = fully_randomized_per_image(scores, states)
+    out, anchors = [], []
     for method, paths in tplan["methods"].items():
-        means, n = pair_similarity(paths, method, cfg, tplan["n_pairs"], tplan["seed"], normalizer)
-        if n < tplan["n_pairs"]:
+        ids, pairs, values = pair_similarity(paths, method, cfg, tplan["partners"], tplan["seed"], normalizer)
+        if len(ids) and tplan["partners"] > len(ids) - 1:
             log.warning(
-                "%s: only %d distinct pairs of different images for the threshold (asked %d)",
+                "%s: %d partners asked but only %d other test images: partners drawn with replacement",
                 method,
-                n,
-                tplan["n_pairs"],
+                tplan["partners"],
+                len(ids) - 1,
             )
-        for metric, thr in means.items():
-            sel = scores[(scores["method"] == method) & (scores["metric"] == metric) & (scores["state"] == state)]
-            rmean = float(sel["value"].mean()) if len(sel) else float("nan")
+        for metric, v in values.items():
+            amean = v.reshape(len(ids), -1).mean(axis=1) if len(v) else np.full(len(ids), np.nan)
+            anchors.append(
+                pd.DataFrame({"method": method, "metric": metric, "image_id": ids, "n_pairs": tplan["partners"], "mean": amean})
+            )
+            thr = float(np.mean(v)) if len(v) else float("nan")
+            lo, hi = resample.mean_ci(amean if len(v) else [], cfg["resamples"], tplan["seed"])
+            r = full[(full["method"] == method) & (full["metric"] == metric)]["value"].to_numpy(float)
+            rmean = float(r.mean()) if len(r) else float("nan")
+            rlo, rhi = resample.mean_ci(r, cfg["resamples"], tplan["seed"])
             verdict = "NA" if np.isnan(thr) or np.isnan(rmean) else ("PASS" if rmean < thr else "FAIL")
-            out.append([method, metric, thr, n, tplan["seed"], state, rmean, verdict])
-    return pd.DataFrame(out, columns=tables.THRESHOLD_COLUMNS)
+            out.append(
+                [method, metric, thr, lo, hi, len(ids), tplan["partners"], len(v), tplan["seed"],
+                 ";".join(states), len(r), rmean, rlo, rhi, verdict]
+            )  # fmt: skip
+    anchors = pd.concat(anchors, ignore_index=True) if anchors else pd.DataFrame(columns=tables.ANCHOR_COLUMNS)
+    return pd.DataFrame(out, columns=tables.THRESHOLD_COLUMNS), anchors[tables.ANCHOR_COLUMNS]

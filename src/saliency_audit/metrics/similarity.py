@@ -9,6 +9,8 @@
   absolute values (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018, Sec. 3).
   A rank statistic ignores monotone rescaling, so it is taken on the raw stored maps: after the
   released normalization (absolute values) the two variants would coincide.
+* ``ssim_dr2``: the same SSIM with ``data_range`` 2.0 on the same normalized maps (scikit-image's
+  float default that the released code implied; the sensitivity table compares the two).
 * ``hog``: Pearson correlation of the histogram-of-oriented-gradients vectors of the normalized
   maps (Adebayo et al. 2018; ``skimage.feature.hog`` with its defaults).
 
@@ -23,9 +25,11 @@ from __future__ import annotations
 import numpy as np
 from ..errors import InputError
 
-SIMILARITY_METRICS = ("ssim", "spearman", "spearman_abs", "hog")
+SIMILARITY_METRICS = ("ssim", "spearman", "spearman_abs", "hog", "ssim_dr2")
 #: Which form of the map each metric reads: the normalized map in [0, data_range] or the raw map.
-NEEDS = {"ssim": "normalized", "hog": "normalized", "spearman": "raw", "spearman_abs": "raw"}
+NEEDS = {"ssim": "normalized", "ssim_dr2": "normalized", "hog": "normalized", "spearman": "raw", "spearman_abs": "raw"}
+#: SSIM data_range of ``ssim_dr2`` (the released code's implied scikit-image float default).
+RELEASED_DATA_RANGE = 2.0
 #: skimage.feature.hog parameters (its defaults).
 HOG_PARAMS = {"orientations": 9, "pixels_per_cell": (8, 8), "cells_per_block": (3, 3), "block_norm": "L2-Hys"}
 
@@ -171,7 +175,7 @@ def features(metric: str, raw, normalized, data_range: float) -> np.ndarray:
 
     ``raw``: the maps as stored; ``normalized``: the maps in [0, data_range].
     """
-    if metric == "ssim":
+    if metric in ("ssim", "ssim_dr2"):
         return check_normalized(normalized, data_range)
     if metric == "hog":
         return hog_features(check_normalized(normalized, data_range))
@@ -190,4 +194,6 @@ def compare(metric: str, fa: np.ndarray, fb: np.ndarray, data_range: float, win_
         return np.zeros(0)
     if metric == "ssim":
         return ssim_stack(fa, fb, data_range, win_size)
+    if metric == "ssim_dr2":
+        return ssim_stack(fa, fb, max(data_range, RELEASED_DATA_RANGE), win_size)
     return _row_pearson(fa.reshape(len(fa), -1), fb.reshape(len(fb), -1))

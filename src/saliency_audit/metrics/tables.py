@@ -17,7 +17,12 @@ from ..errors import InputError
 COLUMNS = ["dataset", "criterion", "method", "model_a", "model_b", "state", "image_id", "metric", "value"]
 KEYS = ["criterion", "method", "model_a", "model_b", "state", "metric"]
 SUMMARY_COLUMNS = ["dataset", *KEYS, "n", "mean", "sd"]
-THRESHOLD_COLUMNS = ["method", "metric", "threshold", "n_pairs", "seed", "state", "randomized_mean", "verdict"]
+THRESHOLD_COLUMNS = [
+    "method", "metric", "threshold", "ci_low", "ci_high", "n_images", "partners", "n_pairs", "seed", "states",
+    "n_randomized", "randomized_mean", "randomized_ci_low", "randomized_ci_high", "verdict",
+]  # fmt: skip
+#: Per anchor image of the degradation threshold: its pairs' number and mean similarity.
+ANCHOR_COLUMNS = ["method", "metric", "image_id", "n_pairs", "mean"]
 _TEXT = [c for c in COLUMNS if c != "value"]
 
 

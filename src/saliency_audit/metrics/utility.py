@@ -25,6 +25,22 @@ import numpy as np
 from ..errors import InputError
 
 METRICS = ("auprc", "ap", "auroc")
+#: Per-image 0/1 score: the (normalized) map is constant (max == min, e.g. all zero). Counted in the
+#: score summary and the tables; never modelled by the statistics.
+CONSTANT = "constant"
+
+
+def constant_maps(maps) -> np.ndarray:
+    """1.0 for each map of a stack (N, ...) whose values are all equal (max == min), else 0.0.
+
+    A constant map (e.g. the all-zero Grad-CAM of a randomized model) ranks no pixel above another:
+    its trapezoidal AUPRC is (1 + prevalence) / 2 and its AP the prevalence (module docstring).
+    """
+    m = np.asarray(maps)
+    if len(m) == 0:
+        return np.zeros(0)
+    flat = m.reshape(len(m), -1)
+    return (flat.max(axis=1) == flat.min(axis=1)).astype(np.float64)
 
 
 def _float32_exact(score: np.ndarray) -> np.ndarray | None:

@@ -5,8 +5,8 @@ PNG and an SVG (atomically). Figure numbers follow the paper:
 
 * Fig 2a/b :func:`utility_boxplot` - utility (AUPRC) per method with the AVG and localizer baselines;
 * Fig 2c/d :func:`example_overlays` - image + ground truth + each method's map with its AUPRC;
-* Fig 3a :func:`randomization_curves` - SSIM(original, randomized) along the cascade, dashed
-  degradation thresholds;
+* Fig 3a :func:`randomization_curves` - SSIM(original, randomized) along the cascade (mean and
+  range over the cascade repeats), dashed degradation thresholds;
 * Fig 3b :func:`randomization_example` - one image's maps across randomization states;
 * Fig 4 :func:`similarity_boxplot` - repeatability / reproducibility SSIM with the low (0.5) and high
   (localizer replicates) baselines;
@@ -171,7 +171,7 @@ def similarity_boxplot(
 
 
 def randomization_curves(
-    scores: pd.DataFrame, thresholds: pd.DataFrame, methods, states, png, svg=None, metric="ssim", title="", dpi=150
+    scores: pd.DataFrame, thresholds: pd.DataFrame, methods, cascades, png, svg=None, metric="ssim", title="", dpi=150
 ):
     """Fig 3a: mean similarity (original vs randomized map) along the cascade, one panel per method.
 
@@ -181,9 +181,17 @@ def randomization_curves(
         ``randomization.csv`` rows of the primary model (method, state, metric, value).
     thresholds
         ``randomization_thresholds.csv`` (method, metric, threshold): dashed lines.
-    states
-        Cascade states in order (``plan.randomization_states``, ``cascade-*`` only).
+    cascades
+        One list of states per cascade repeat, each in cascade order (``plan.cascade_states``); a
+        single flat list of states is one repeat. The line is the mean over repeats of the mean over
+        images at each block; the band is the repeats' range (min to max), or +/- 1 SD over images
+        with a single repeat.
     """
+    if cascades and isinstance(cascades[0], str):
+        cascades = [list(cascades)]
+    cascades = [list(c) for c in cascades if len(c)]
+    n_blocks = max((len(c) for c in cascades), default=0)
+    states = [s for c in cascades for s in c]
     d = scores[(scores["metric"] == metric) & scores["state"].isin(states)]
     thr = (
         thresholds[thresholds["metric"] == metric].set_index("method")["threshold"]
@@ -194,13 +202,21 @@ def randomization_curves(
     nrow = int(np.ceil(len(methods) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.9 * nrow), sharex=True, sharey=True, squeeze=False)
     colors = method_colors(methods)
-    x = np.arange(len(states))
-    labels = [s.split("-", 1)[1] if "-" in s else s for s in states]
+    x = np.arange(n_blocks)
+    labels = [s.split("-", 1)[1] if "-" in s else s for s in (cascades[0] if cascades else [])]
+    repeated = len(cascades) > 1
     for ax, m in zip(axes.flat, methods):
         g = d[d["method"] == m].groupby("state")["value"]
-        mean, sd = g.mean().reindex(states), g.std().reindex(states)
-        ax.plot(x, mean.to_numpy(), "-o", color=colors[m], markersize=3)
-        ax.fill_between(x, (mean - sd).to_numpy(), (mean + sd).to_numpy(), color=colors[m], alpha=0.2, linewidth=0)
+        means = np.array([g.mean().reindex(c).to_numpy() for c in cascades]) if cascades else np.zeros((0, 0))
+        if len(means):
+            mean = np.nanmean(means, axis=0) if np.isfinite(means).any() else means[0]
+            if repeated:
+                lo, hi = np.nanmin(means, axis=0), np.nanmax(means, axis=0)
+            else:
+                sd = g.std().reindex(cascades[0]).to_numpy()
+                lo, hi = mean - sd, mean + sd
+            ax.plot(x, mean, "-o", color=colors[m], markersize=3)
+            ax.fill_between(x, lo, hi, color=colors[m], alpha=0.2, linewidth=0)
         if m in thr.index:
             ax.axhline(thr[m], color=colors[m], linestyle="--", linewidth=1.2)
             ax.set_title(f"{m} (threshold {thr[m]:.3f})", fontsize=10)
@@ -222,15 +238,17 @@ def randomization_curves(
             col[-1].xaxis.set_tick_params(labelbottom=True)
     from matplotlib.patches import Patch
 
+    what = f"mean {metric.upper()} over test images" + (f", mean of {len(cascades)} cascade repeats" if repeated else "")
     handles = [
-        Line2D([], [], color="k", marker="o", markersize=3, label=f"mean {metric.upper()} over test images"),
-        Patch(color="k", alpha=0.2, label="± 1 SD"),
+        Line2D([], [], color="k", marker="o", markersize=3, label=what),
+        Patch(color="k", alpha=0.2, label="range of the repeats" if repeated else "± 1 SD"),
         Line2D([], [], color="k", linestyle="--", label="degradation threshold (random pairs of different images)"),
     ]
     fig.suptitle(title or "Cascading randomization (InceptionV3)")
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, 0.955), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     save(fig, png, svg, dpi)
+    return {"cascades": len(cascades), "blocks": n_blocks}
 
 
 def randomization_example(image: np.ndarray, maps: dict, states, png, svg=None, image_id="", title="", dpi=150):

@@ -20,7 +20,9 @@ state, image_id, metric, value) are labelled:
   classifier, the localizer label for localizer-replicate pairs (method ``PRED``; for
   reproducibility taken from the repeatability table when the reproducibility table has none,
   since the paper's high baseline is the same replicate pair for both criteria);
-* randomization: ``<METHOD>`` for the primary model's fully randomized state.
+* randomization: ``<METHOD>`` for the primary model's fully randomized state; with
+  ``randomization.repeats`` cascades, one row per image: the mean over the repeats' fully
+  randomized states (so is ``<METHOD> (random)`` of utility when several are scored).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ SCORE_COLUMNS = ["dataset", "criterion", "method", "model_a", "model_b", "state"
 LOCALIZER_LABEL = {"unet": "UNET", "retinanet": "RNET"}
 AVG = "AVG"
 RANDOM_SUFFIX = " (random)"
+#: Similarity metrics on SSIM's scale, to which the low baseline (0.5) applies.
+SSIM_METRICS = ("ssim", "ssim_dr2")
 
 
 def random_label(method: str) -> str:
@@ -57,7 +61,7 @@ def label_groups(
     criterion: str,
     methods,
     localizer: str,
-    full_state: str | None,
+    full_states,
     primary=PRIMARY,
     baseline_rows=None,
 ):
@@ -71,29 +75,27 @@ def label_groups(
         Saliency method ids in display order.
     localizer
         ``unet`` or ``retinanet``.
-    full_state
-        The fully randomized state (``plan.fully_randomized_state``), or None.
+    full_states
+        The fully randomized state of each cascade repeat (``plan.fully_randomized_states``; a
+        single state name is accepted), or empty / None without a cascade.
     baseline_rows
         For reproducibility: the repeatability table, whose localizer-replicate rows are the high
         baseline when ``df`` has none.
     """
     loc = LOCALIZER_LABEL[localizer]
     arch = df["model_a"].astype(str).map(arch_of)
+    full = fully_randomized(df, full_states, methods, primary)
     out = []
     if criterion == "utility":
         trained = df[(df["model_a"] == primary) & (df["state"] == "original") & df["method"].isin(methods)]
         out.append(trained.assign(group=trained["method"]))
-        if full_state is not None:
-            rnd = df[(df["model_a"] == primary) & (df["state"] == full_state) & df["method"].isin(methods)]
-            out.append(rnd.assign(group=rnd["method"].map(random_label)))
+        out.append(full.assign(group=full["method"].map(random_label)))
         avg = df[df["model_a"].astype(str).str.lower() == "avg"]
         out.append(avg.assign(group=AVG))
         lrows = df[df["model_a"] == f"{localizer}_1"]
         out.append(lrows.assign(group=loc))
     elif criterion == "randomization":
-        if full_state is not None:
-            rnd = df[(df["model_a"] == primary) & (df["state"] == full_state) & df["method"].isin(methods)]
-            out.append(rnd.assign(group=rnd["method"]))
+        out.append(full.assign(group=full["method"]))
     elif criterion in ("repeatability", "reproducibility"):
         rows = df[(df["model_a"] == primary) & (df["state"] == "original") & df["method"].isin(methods)]
         out.append(rows.assign(group=rows["method"]))
@@ -107,6 +109,28 @@ def label_groups(
     if not out:
         return df.iloc[:0].assign(group=pd.Series(dtype=str))
     return pd.concat(out, ignore_index=True)
+
+
+def as_states(full_states) -> list[str]:
+    """``full_states`` as a list (a single state name, a list of them, or None)."""
+    if full_states is None:
+        return []
+    return [full_states] if isinstance(full_states, str) else list(full_states)
+
+
+def fully_randomized(df: pd.DataFrame, full_states, methods, primary=PRIMARY) -> pd.DataFrame:
+    """Rows of the primary model's fully randomized states, one per (method, image, metric): the
+    mean over the repeats' states present (the first state's other columns kept)."""
+    states = as_states(full_states)
+    d = df[(df["model_a"] == primary) & df["state"].isin(states) & df["method"].isin(methods)]
+    if d["state"].nunique() <= 1:
+        return d
+    keys = ["method", "image_id", "metric"]
+    mean = d.groupby(keys, sort=False)["value"].mean()
+    first = d.drop_duplicates(keys).set_index(keys)
+    first["value"] = mean
+    first["state"] = ";".join(s for s in states if s in set(d["state"]))
+    return first.reset_index()[list(d.columns)]
 
 
 def group_order(methods, localizer: str, criterion: str, random=True):
@@ -124,7 +148,7 @@ def build_families(
     thresholds: pd.DataFrame | None,
     methods,
     localizer: str,
-    full_state: str | None,
+    full_states,
     utility_metrics=("auprc",),
     similarity_metrics=("ssim",),
     low_baseline_ssim: float = 0.5,
@@ -145,7 +169,7 @@ def build_families(
     loc = LOCALIZER_LABEL[localizer]
     fams = []
     if "utility" in scores:
-        lab = label_groups(scores["utility"], "utility", methods, localizer, full_state)
+        lab = label_groups(scores["utility"], "utility", methods, localizer, full_states)
         for metric in utility_metrics:
             d = _data(lab, metric)
             if d.empty:
@@ -169,7 +193,7 @@ def build_families(
                     )
                 )
     if "randomization" in scores and thresholds is not None:
-        lab = label_groups(scores["randomization"], "randomization", methods, localizer, full_state)
+        lab = label_groups(scores["randomization"], "randomization", methods, localizer, full_states)
         for metric in similarity_metrics:
             d = _data(lab, metric)
             thr = thresholds[thresholds["metric"] == metric].set_index("method")["threshold"]
@@ -192,12 +216,12 @@ def build_families(
         if crit not in scores:
             continue
         base = scores.get("repeatability") if crit == "reproducibility" else None
-        lab = label_groups(scores[crit], crit, methods, localizer, full_state, baseline_rows=base)
+        lab = label_groups(scores[crit], crit, methods, localizer, full_states, baseline_rows=base)
         for metric in similarity_metrics:
             d = _data(lab, metric)
             if d.empty:
                 continue
-            consts = {m: low_baseline_ssim for m in methods} if metric == "ssim" else {}
+            consts = {m: low_baseline_ssim for m in methods} if metric in SSIM_METRICS else {}
             q = {(m, loc): "vs_localizer" for m in methods}
             fams.append(
                 Family(

@@ -16,15 +16,17 @@ import pandas as pd
 
 PASS, FAIL, NA, NO_STATS = "PASS", "FAIL", "n/a", "no statistics"
 
-#: Table 2 columns -> (criterion, metric, question) of the contrast ``method - baseline``.
+#: Table 2 columns -> (criterion, kind of metric, question) of the contrast ``method - baseline``;
+#: the kind (``utility`` / ``similarity``) is filled with the utility metric (AUPRC) or the
+#: similarity metric (SSIM) the table is made for.
 TABLE2_COLUMNS = {
-    "Utility vs AVG": ("utility", "auprc", "utility_vs_avg"),
-    "Utility vs localizer": ("utility", "auprc", "utility_vs_localizer"),
+    "Utility vs AVG": ("utility", "utility", "utility_vs_avg"),
+    "Utility vs localizer": ("utility", "utility", "utility_vs_localizer"),
     "Randomization": None,
-    "Repeatability vs 0.5": ("repeatability", "ssim", "vs_low_baseline"),
-    "Repeatability vs localizer": ("repeatability", "ssim", "vs_localizer"),
-    "Reproducibility vs 0.5": ("reproducibility", "ssim", "vs_low_baseline"),
-    "Reproducibility vs localizer": ("reproducibility", "ssim", "vs_localizer"),
+    "Repeatability vs 0.5": ("repeatability", "similarity", "vs_low_baseline"),
+    "Repeatability vs localizer": ("repeatability", "similarity", "vs_localizer"),
+    "Reproducibility vs 0.5": ("reproducibility", "similarity", "vs_low_baseline"),
+    "Reproducibility vs localizer": ("reproducibility", "similarity", "vs_localizer"),
 }
 
 
@@ -43,7 +45,12 @@ def randomization_verdict(mean_ssim, threshold) -> str:
 
 
 def table2(
-    methods, contrasts: pd.DataFrame | None, randomization: pd.DataFrame | None, alpha: float = 0.05
+    methods,
+    contrasts: pd.DataFrame | None,
+    randomization: pd.DataFrame | None,
+    alpha: float = 0.05,
+    utility_metric: str = "auprc",
+    similarity_metric: str = "ssim",
 ) -> pd.DataFrame:
     """Table 2 of one dataset.
 
@@ -59,6 +66,9 @@ def table2(
         Table S1 (:func:`randomization_table`: method, mean, threshold), or None.
     alpha
         Significance level (``stats.alpha``).
+    utility_metric, similarity_metric
+        The metrics of the utility and the similarity columns (the paper: AUPRC, SSIM; the
+        sensitivity table: AP, ``ssim_dr2``). ``randomization`` must be for ``similarity_metric``.
 
     Returns
     -------
@@ -74,7 +84,8 @@ def table2(
             elif contrasts is None:
                 row[col] = NO_STATS
             else:
-                crit, metric, question = key
+                crit, kind, question = key
+                metric = utility_metric if kind == "utility" else similarity_metric
                 hit = contrasts[
                     (contrasts["criterion"] == crit)
                     & (contrasts["metric"] == metric)
@@ -105,28 +116,50 @@ def randomization_table(
     scores: pd.DataFrame,
     thresholds: pd.DataFrame,
     methods,
-    full_state: str,
+    full_states,
     metric: str = "ssim",
     primary="inceptionv3_1",
 ):
-    """Table S1: mean +- SD similarity of original vs fully randomized maps, and the threshold.
+    """Table S1: similarity of original vs fully randomized maps, the threshold, their CIs, verdict.
 
     Parameters
     ----------
     scores
         ``randomization.csv`` rows.
     thresholds
-        ``randomization_thresholds.csv`` (method, metric, threshold, n_pairs, seed).
+        ``randomization_thresholds.csv`` (method, metric, threshold, and when present ci_low,
+        ci_high, n_images, partners, n_pairs, randomized_ci_low, randomized_ci_high).
+    full_states
+        The fully randomized state of each cascade repeat: per image, the mean over them.
+
+    Returns
+    -------
+    DataFrame: method, mean, sd, n (over images of the per-image mean over repeats), the threshold
+    columns, ``constant`` (fully randomized maps that are constant, any repeat), states, metric, verdict.
     """
-    d = scores[(scores["state"] == full_state) & (scores["metric"] == metric) & (scores["model_a"] == primary)]
-    agg = d.groupby("method")["value"].agg(mean="mean", sd="std", n="count")
+    from .groups import as_states, fully_randomized
+
+    states = as_states(full_states)
+    full = fully_randomized(scores, states, methods, primary)
+    agg = full[full["metric"] == metric].groupby("method")["value"].agg(mean="mean", sd="std", n="count")
+    const = scores[(scores["metric"] == "constant") & scores["state"].isin(states) & (scores["model_a"] == primary)]
+    agg = agg.join(const.groupby("method")["value"].agg(constant="sum", n_maps="count"))
     thr = thresholds[thresholds["metric"] == metric].set_index("method")
-    cols = ["threshold"] + [c for c in ("n_pairs",) if c in thr.columns]
-    out = pd.DataFrame(index=pd.Index(list(methods), name="method")).join(agg).join(thr[cols])
-    out["state"] = full_state
+    cols = ["threshold", "ci_low", "ci_high", "n_images", "partners", "n_pairs", "randomized_ci_low", "randomized_ci_high"]
+    out = pd.DataFrame(index=pd.Index(list(methods), name="method")).join(agg).join(thr.reindex(columns=cols))
+    out["states"] = ";".join(states)
     out["metric"] = metric
     out["verdict"] = [randomization_verdict(a, b) for a, b in zip(out["mean"], out["threshold"])]
     return out.reset_index()
+
+
+def fmt_ci(mean, lo, hi, digits=3) -> str:
+    """``0.412 [0.398, 0.427]`` (empty when the value is missing)."""
+    if mean is None or not np.isfinite(mean):
+        return ""
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def mean_sd_table(labelled: pd.DataFrame, metric: str, order) -> pd.DataFrame:
