@@ -214,7 +214,20 @@ def test_retinanet_trains_and_scores(det_shards):
     cfg = {"retinanet": {"epochs": 2, "patience": 2, "batch_size": 8, "lr": 1e-3}}
     res = run(det_shards, "retinanet_1", cfg)
     assert res.metrics["epochs_run"] == 2 and np.isfinite(res.history["loss"]).all()
-    assert 0 <= res.metrics["test_auroc"] <= 1
+    # test AUROC = sklearn's on the image scores (max anchor score) of the model's own test predictions
+    from sklearn.metrics import roc_auc_score
+
+    scores, labels = [], []
+    for path in det_shards["test"]:
+        with np.load(path) as z:
+            x = np.repeat((z["images"].astype(np.float32) / 127.5 - 1.0)[..., None], 3, axis=-1)
+            scores.append(rn.retinanet_image_scores(np.asarray(res.model.predict_on_batch(x))))
+            labels.append(z["labels"].astype(int))
+    labels = np.concatenate(labels)
+    assert 0 < labels.sum() < len(labels)
+    ref = roc_auc_score(labels, np.concatenate(scores))
+    assert res.metrics["test_auroc"] == pytest.approx(ref, abs=1e-9)
+    assert res.metrics["n_test"] == len(labels) == 16
     shard = io.read_shard(det_shards["test"][0])
     maps = localizer_maps(res.model, "retinanet", shard["images"][:4])
     assert maps.shape == (4, SIZE, SIZE) and maps.max() <= 1

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake
+from saliency_audit.saliency.registry import PAPER_METHODS
 
 SEEDS = [101, 202]  # tests/configs/tiny.yaml
 
@@ -33,15 +34,35 @@ def _snakemake(workdir: Path, config: dict, *args: str, timeout: int = 1200) -> 
     return proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="module")
-def completed_run(tiny_run, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("rerun") / "run"
-    shutil.copytree(tiny_run, workdir, symlinks=True)  # keeps mtimes and Snakemake's metadata
-    config = yaml.safe_load((workdir / "tiny_phi.yaml").read_text())
-    assert config["models"]["inceptionv3"]["seeds"] == SEEDS
+def _copy_run(run: Path, config_name: str, tmp_path_factory, name: str):
+    workdir = tmp_path_factory.mktemp(name) / "run"
+    shutil.copytree(run, workdir, symlinks=True)  # keeps mtimes and Snakemake's metadata
+    config = yaml.safe_load((workdir / config_name).read_text())
     out = _snakemake(workdir, config, "-n")
     assert "Nothing to be done" in out, out[-2000:]
     return workdir, config
+
+
+@pytest.fixture(scope="module")
+def completed_run(tiny_run, tmp_path_factory):
+    """A copy of ``tiny_run`` (saliency.job_per: model_state, explicit InceptionV3 seeds)."""
+    workdir, config = _copy_run(tiny_run, "tiny_phi.yaml", tmp_path_factory, "rerun")
+    assert config["models"]["inceptionv3"]["seeds"] == SEEDS
+    return workdir, config
+
+
+@pytest.fixture(scope="module")
+def completed_method_run(tiny_method_run, tmp_path_factory):
+    """A copy of ``tiny_method_run`` (saliency.job_per: method: rule saliency_maps)."""
+    workdir, config = _copy_run(tiny_method_run, "tiny_method.yaml", tmp_path_factory, "rerun-method")
+    assert config["saliency"]["job_per"] == "method"
+    return workdir, config
+
+
+#: both job shapes (saliency.job_per: model_state, method)
+@pytest.fixture(params=["completed_run", "completed_method_run"])
+def any_run(request):
+    return request.getfixturevalue(request.param)
 
 
 def planned_jobs(out: str) -> list[tuple[str, list[str]]]:
@@ -95,16 +116,22 @@ def test_parser_reads_a_dry_run():
     assert planned_jobs(out) == [("saliency_maps", ["results/x/maps/m/original/SG/test_000.npz"]), ("all", [])]
 
 
-def test_changing_one_saliency_parameter_reruns_only_its_maps(completed_run):
-    workdir, config = completed_run
+def test_changing_one_saliency_parameter_reruns_only_its_maps(any_run):
+    workdir, config = any_run
     changed = copy.deepcopy(config)
-    changed["saliency"]["params"]["SG"]["samples"] += 1
+    # the first method of the run with a parameter in its config: SG (tiny.yaml), IG (tiny_method.yaml)
+    methods = config["saliency"].get("methods") or PAPER_METHODS  # tiny.yaml leaves the schema default
+    method = next(m for m in methods if m in config["saliency"].get("params", {}))
+    key = "samples" if method == "SG" else "steps"
+    changed["saliency"]["params"][method][key] += 1
     jobs, files = plan(workdir, changed)
     maps = {o for o in _outputs(jobs) if "/maps/" in o}
     results = workdir / "results"
-    if config.get("saliency", {}).get("job_per", "method") == "method":
-        # one job per method: exactly the SG maps, of every model, state and shard
-        expected = {p.relative_to(workdir).as_posix() for p in results.rglob("maps/*/*/SG/*.npz")}
+    if config["saliency"]["job_per"] == "method":
+        # one job per method: exactly this method's maps, of every model, state and shard
+        expected = {p.relative_to(workdir).as_posix() for p in results.rglob(f"maps/*/*/{method}/*.npz")}
+        assert {r for r, _ in jobs if r.startswith("saliency_maps")} == {"saliency_maps"}
+        assert any("/indep-" in f for f in expected) and any("/cascade-" in f for f in expected)
     else:
         # one job per (model, state, shard) computes every method: all classifier maps (not PRED)
         expected = {p.relative_to(workdir).as_posix() for p in results.rglob("maps/*/*/*/*.npz")}
@@ -133,8 +160,8 @@ def test_changing_one_replicate_seed_retrains_only_that_replicate(completed_run)
     assert maps == expected_maps
 
 
-def test_changing_one_plotting_option_redraws_only_figures(completed_run):
-    workdir, config = completed_run
+def test_changing_one_plotting_option_redraws_only_figures(any_run):
+    workdir, config = any_run
     changed = copy.deepcopy(config)
     changed.setdefault("report", {})["dpi"] = 72
     jobs, files = plan(workdir, changed)

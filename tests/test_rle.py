@@ -104,14 +104,27 @@ def test_matches_challenge_mask_functions(mask):
             assert kaggle_mask2rle((mask.T * 255).astype(int), w, h) == s
 
 
-def test_multiple_rows_union_like_siim():
-    a = np.zeros((8, 8), bool)
-    a[1:3, 1:4] = True
-    b = np.zeros((8, 8), bool)
-    b[5:7, 4:8] = True
-    union = rle_decode(rle_encode(a), 8, 8) | rle_decode(rle_encode(b), 8, 8)
-    np.testing.assert_array_equal(union, a | b)
-    assert union.sum() == 6 + 8
+def test_multiple_rows_of_one_image_hand_written():
+    """SIIM gives one RLE row per lesion; rows written by hand (not by our encoder), one overlapping
+    another, decode to the hand-set pixels, as the challenge's rle2mask(...).T reads them.
+    8 x 8, column-major index = col * 8 + row; each start is relative to the previous run's end."""
+    rows = {
+        "9 2 6 2 6 2": (slice(1, 3), slice(1, 4)),  # rows 1-2 of columns 1-3: pixels 9, 17, 25 (+1)
+        "37 2 6 2 6 2 6 2": (slice(5, 7), slice(4, 8)),  # rows 5-6 of columns 4-7
+        "26 2": (slice(2, 4), slice(3, 4)),  # rows 2-3 of column 3: overlaps the first lesion at (2, 3)
+    }
+    union = np.zeros((8, 8), bool)
+    expected = np.zeros((8, 8), bool)
+    for rle, (r, c) in rows.items():
+        hand = np.zeros((8, 8), bool)
+        hand[r, c] = True
+        got = rle_decode(rle, 8, 8)
+        np.testing.assert_array_equal(got, hand, err_msg=rle)
+        np.testing.assert_array_equal(got, kaggle_rle2mask(rle, 8, 8).T > 0, err_msg=rle)
+        union |= got
+        expected[r, c] = True
+    assert union.sum() == 6 + 8 + 2 - 1
+    np.testing.assert_array_equal(union, expected)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,9 @@ Budget (CI): install ~2 min + cluster 5 s + Slurm run of one tiny dataset < 12 m
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,16 +168,52 @@ def _compare_arrays(a: Path, b: Path):
             np.testing.assert_array_equal(x, y, err_msg=f"{a}:{key}")
 
 
+def _json_equal(a, b, where: str):
+    """Parsed JSON ``a`` equals ``b``: same keys (time keys left out), floats to rtol 1e-4."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict), where
+        ka = {k for k in a if k.lower() not in TIME_COLUMNS}
+        assert ka == {k for k in b if k.lower() not in TIME_COLUMNS}, (where, sorted(ka))
+        for k in ka:
+            _json_equal(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _json_equal(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=where)
+    else:
+        assert a == b, (where, a, b)
+
+
+def _compare_json(a: Path, b: Path):
+    _json_equal(json.loads(a.read_text()), json.loads(b.read_text()), str(a))
+
+
+def test_json_comparison_can_fail(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"test_auroc": 0.75, "seconds": 3, "n": [1, 2]}))
+    b.write_text(json.dumps({"test_auroc": 0.75, "seconds": 9, "n": [1, 2]}))
+    _compare_json(a, b)  # a time key may differ
+    b.write_text(json.dumps({"test_auroc": 0.76, "seconds": 3, "n": [1, 2]}))
+    with pytest.raises(AssertionError):
+        _compare_json(a, b)
+
+
+@pytest.mark.slow
 def test_slurm_run_equals_local_run(slurm_run, tiny_run):
     slurm_dir, _, _ = slurm_run
     ours, theirs = _result_files(slurm_dir), _result_files(tiny_run)
     assert ours, "the Slurm run wrote no results"
     assert sorted(ours) == sorted(theirs)
+    compare = {".csv": _compare_csv, ".npz": _compare_arrays, ".npy": _compare_arrays, ".json": _compare_json}
+    compared = {suffix: 0 for suffix in compare}
     for name in sorted(ours):
-        if name.endswith(".csv"):
-            _compare_csv(ours[name], theirs[name])
-        elif name.endswith((".npz", ".npy")):
-            _compare_arrays(ours[name], theirs[name])
+        suffix = Path(name).suffix
+        compare[suffix](ours[name], theirs[name])
+        compared[suffix] += 1
+    if not TARGETS:  # the whole workflow: every model's metrics.json among them
+        assert all(compared.values()), compared
 
 
 def _sacct(env) -> pd.DataFrame:
@@ -187,6 +225,7 @@ def _sacct(env) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "name", "state", "tres", "account", "partition"])
 
 
+@pytest.mark.slow
 def test_every_job_ran_on_slurm_and_completed(cluster, slurm_run):
     workdir, proc, _ = slurm_run
     jobs = _sacct(cluster)
@@ -198,18 +237,63 @@ def test_every_job_ran_on_slurm_and_completed(cluster, slurm_run):
     assert (ours["account"] == ACCOUNT).all() and (ours["partition"] == "debug").all()
 
 
+def workflow_rules() -> dict[str, str]:
+    """{rule name: its text} of every rule in rules/*.smk."""
+    out = {}
+    for smk in (ROOT / "rules").glob("*.smk"):
+        parts = re.split(r"^\s*(?:rule|checkpoint) (\w+):\s*$", smk.read_text(), flags=re.M)
+        out.update(zip(parts[1::2], parts[2::2]))
+    return out
+
+
+def gpu_rules() -> set[str]:
+    """Rules of the workflow that declare ``gpu=1`` in their resources."""
+    return {name for name, body in workflow_rules().items() if re.search(r"^\s*gpu\s*=\s*1\s*,?\s*$", body, re.M)}
+
+
+def _rules_of_log_dir(name: str, known: set[str]) -> set[str]:
+    """Rules run by a Slurm job from its log directory: ``rule_<rule>`` or ``group_<id>_<rule>_<rule>...``
+    (snakemake-executor-plugin-slurm; a group job's name lists its rules)."""
+    if name.startswith("rule_"):
+        return {name[len("rule_"):]}
+    assert name.startswith("group_"), name
+    rest, found = name[len("group_"):], set()
+    for rule in sorted(known, key=len, reverse=True):  # saliency_maps_all_methods before saliency_maps
+        if re.search(rf"(^|_){rule}(_|$)", rest):
+            found.add(rule)
+            rest = re.sub(rf"(^|_){rule}(?=_|$)", "", rest)
+    assert found, f"no known rule in {name}"
+    return found
+
+
+def test_gpu_rule_parser():
+    assert {"train_model", "saliency_maps", "saliency_maps_all_methods", "localizer_maps"} <= gpu_rules()
+    assert not {"manifest", "shard", "stats", "score_shard"} & gpu_rules()
+    known = {"saliency_maps", "saliency_maps_all_methods", "localizer_maps", "shard"}
+    assert _rules_of_log_dir("group_maps_localizer_maps_saliency_maps_all_methods", known) == {
+        "localizer_maps", "saliency_maps_all_methods"}
+    assert _rules_of_log_dir("rule_shard", known) == {"shard"}
+
+
+@pytest.mark.slow
 def test_gpu_rules_got_a_gpu(cluster, slurm_run):
-    """Rules declaring gpu=1 reach Slurm as --gpus=1 (AllocTRES gres/gpu=1); others get none."""
+    """Every Slurm job running a rule that declares gpu=1 got one (--gpus=1: AllocTRES gres/gpu=1);
+    the other jobs got none."""
     workdir, _, _ = slurm_run
     jobs = _sacct(cluster).set_index("id")
-    by_rule: dict[str, set[bool]] = {}
-    for log in (workdir / ".snakemake" / "slurm_logs").rglob("*.log"):
-        rule = log.relative_to(workdir / ".snakemake" / "slurm_logs").parts[0]
-        by_rule.setdefault(rule, set()).add("gres/gpu=" in jobs.loc[log.stem, "tres"])
-    assert "rule_manifest" in by_rule and by_rule["rule_manifest"] == {False}
-    gpu_rules = {r for r, got in by_rule.items() if got == {True}}
-    if not TARGETS:  # the whole workflow: training and maps are GPU rules
-        assert gpu_rules, f"no job asked for a GPU: {by_rule}"
+    gpu, root = gpu_rules(), workdir / ".snakemake" / "slurm_logs"
+    known = set(workflow_rules())
+    got_gpu, wrong = set(), []
+    for log in root.rglob("*.log"):
+        rules = _rules_of_log_dir(log.relative_to(root).parts[0], known)
+        has = "gres/gpu=" in jobs.loc[log.stem, "tres"]
+        if has != bool(rules & gpu):
+            wrong.append((log.stem, sorted(rules), jobs.loc[log.stem, "tres"]))
+        if has:
+            got_gpu |= rules
+    assert not wrong, f"jobs whose GPU allocation does not match their rules: {wrong}"
+    if not TARGETS:  # the whole workflow: training, localizer maps and saliency maps ran on GPUs
+        assert {"train_model", "localizer_maps"} <= got_gpu and got_gpu & {"saliency_maps", "saliency_maps_all_methods"}
 
 
 # --- cluster fault drills (#9): the data stage of one dataset, with the Slurm profile's own `retries`
@@ -234,6 +318,7 @@ def _our_jobs(env, workdir: Path) -> pd.DataFrame:
     return jobs
 
 
+@pytest.mark.slow
 def test_job_failing_once_is_retried_and_run_completes(cluster, tmp_path):
     """A shard job dies once (injected); the profile's `retries: 1` resubmits it and the run ends
     with the same files as a run without the fault."""
@@ -265,6 +350,7 @@ def test_job_failing_once_is_retried_and_run_completes(cluster, tmp_path):
         _compare_arrays(path, reference / path.relative_to(workdir))
 
 
+@pytest.mark.slow
 def test_job_failing_always_stops_run_naming_rule_wildcards_and_log(cluster, tmp_path):
     """A shard whose image file is corrupt fails on every attempt: the run stops, and what Snakemake
     prints names the rule, its wildcards and the log, whose text names the bad file."""

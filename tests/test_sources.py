@@ -396,9 +396,20 @@ def test_tiny_box_marks_its_centre_pixel():
 
 
 def test_failed_write_leaves_no_file(tmp_path):
+    """A write failing after bytes reached the disk (the second array's pickling raises) leaves
+    neither the final file nor its temporary file, and the error is the writer's own."""
     out = tmp_path / "shards" / "train_000.npz"
-    with pytest.raises(Exception):
-        io.write_npz(out, ids=np.array(["a"]), bad=np.array([lambda: 0], dtype=object))  # cannot be pickled
+    on_disk = []
+
+    class Boom:
+        def __reduce__(self):  # called while np.savez writes the second member
+            on_disk.extend((p.name, p.stat().st_size) for p in out.parent.iterdir())
+            raise RuntimeError("disk full (injected)")
+
+    big = np.random.default_rng(0).integers(0, 255, 2**21, dtype=np.uint8)  # incompressible: 2 MB flushed
+    with pytest.raises(RuntimeError, match=r"disk full \(injected\)"):
+        io.write_npz(out, big=big, bad=np.array([Boom()], dtype=object))
+    assert len(on_disk) == 1 and on_disk[0][0] != out.name and on_disk[0][1] > 2**20, on_disk  # a partial temp file
     assert not out.exists() and list(out.parent.iterdir()) == []
 
 
