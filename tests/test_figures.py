@@ -96,6 +96,34 @@ def test_randomization_curves(tmp_path, captured):
     assert any("degradation threshold" in t for t in f["fig_legends"])
 
 
+def test_randomization_curves_with_repeats_show_their_mean_and_range(tmp_path, captured, monkeypatch):
+    """Fig 3a with 3 cascade repeats: the line is the mean over repeats, the band their min-max."""
+    cascades = [[s.replace("cascade-", f"cascade{r}-") if r > 1 else s for s in STATES] for r in (1, 2, 3)]
+    rows = [
+        {"method": m, "state": s, "metric": "ssim", "value": 0.9 - 0.2 * k + 0.05 * r}
+        for m in METHODS[:1]
+        for r, run in enumerate(cascades)
+        for k, s in enumerate(run)
+        for _ in range(4)
+    ]
+    thr = pd.DataFrame({"method": ["GRAD"], "metric": "ssim", "threshold": [0.3]})
+    out = figures.randomization_curves(pd.DataFrame(rows), thr, METHODS[:1], cascades, tmp_path / "f.png")
+    assert out == {"cascades": 3, "blocks": 4}
+    assert any("mean of 3 cascade repeats" in t for t in captured[0]["fig_legends"])
+    assert "range of the repeats" in captured[0]["fig_legends"]
+    # the plotted line at each block is the mean over repeats: 0.9 - 0.2 k + mean(0, 0.05, 0.1)
+    calls = []
+    orig = plt.Axes.plot
+
+    def spy(self, x, y, *a, **k):
+        calls.append(np.asarray(y))
+        return orig(self, x, y, *a, **k)
+
+    monkeypatch.setattr(plt.Axes, "plot", spy)
+    figures.randomization_curves(pd.DataFrame(rows), thr, METHODS[:1], cascades, tmp_path / "g.png")
+    assert calls[0] == pytest.approx([0.95, 0.75, 0.55, 0.35])
+
+
 def test_example_figures(tmp_path, captured):
     rng = np.random.default_rng(0)
     s = 48

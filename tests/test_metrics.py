@@ -215,3 +215,28 @@ def test_unknown_similarity_metric():
         similarity.features("emd", np.zeros((1, 8, 8)), np.zeros((1, 8, 8)), 1.0)
     with pytest.raises(InputError, match="too small"):
         similarity.hog_features(np.zeros((1, 8, 8)))
+
+
+def test_ssim_dr2_is_skimage_ssim_with_data_range_2_on_the_same_maps():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(5)
+    a, b = rng.random((3, 24, 24)), rng.random((3, 24, 24))
+    fa = similarity.features("ssim_dr2", None, a, 1.0)  # maps in [0, 1], checked against data_range 1
+    fb = similarity.features("ssim_dr2", None, b, 1.0)
+    got = similarity.compare("ssim_dr2", fa, fb, 1.0, 7)
+    ref = [structural_similarity(x, y, data_range=2.0, win_size=7) for x, y in zip(a, b)]
+    assert got == pytest.approx(ref, abs=1e-12)
+    dr1 = similarity.compare("ssim", fa, fb, 1.0, 7)
+    assert (got > dr1).all()  # a larger data_range raises C1, C2: SSIM of dissimilar maps moves toward 1
+
+
+def test_constant_maps_flag():
+    from saliency_audit.metrics.utility import constant_maps
+
+    m = np.random.default_rng(0).random((4, 8, 8))
+    m[1] = 0.0
+    m[2] = 0.3
+    m[3, 0, 0] = m[3, 0, 1] + 1e-7  # one differing pixel: not constant
+    assert constant_maps(m).tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert constant_maps(np.zeros((0, 8, 8))).shape == (0,)
