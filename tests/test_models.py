@@ -42,6 +42,7 @@ def run(shards, model_id, cfg, seed=3):
     return tr.train_model(model_id, shards["train"], shards["val"], shards["test"], cfg, SIZE, seed, verbose=0)
 
 
+@pytest.mark.slow  # trains a model
 def test_same_seed_identical_different_seed_differs(seg_shards, monkeypatch):
     monkeypatch.setattr(tr, "build_classifier", tiny_classifier)
     cfg = {"inceptionv3": {"epochs": 2, "patience": 2, "batch_size": 8, "lr": 1e-2, "weights": "none"}}
@@ -56,6 +57,7 @@ def test_same_seed_identical_different_seed_differs(seg_shards, monkeypatch):
     assert a.metrics["test_auroc"] > 0.8  # the easy task is learnt
 
 
+@pytest.mark.slow  # trains a model
 def test_label_shuffled_model_uses_permuted_labels(seg_shards, monkeypatch):
     seen = []
     orig = tr.data.make_dataset
@@ -73,6 +75,7 @@ def test_label_shuffled_model_uses_permuted_labels(seg_shards, monkeypatch):
     assert sorted(seen[0]) == sorted(true) and not np.array_equal(seen[0], true)
 
 
+@pytest.mark.slow  # trains a model
 def test_early_stopping_stops_after_patience_and_restores_best(seg_shards, monkeypatch):
     """Scripted val AUCs 0.6, 0.8, 0.7, 0.75, 0.79: patience 3 stops after epoch 5; epoch 2 is restored."""
     script = [0.6, 0.8, 0.7, 0.75, 0.79, 0.99, 0.99]
@@ -119,6 +122,7 @@ def test_unet_image_score_is_mean_of_nonzero_cells():
     np.testing.assert_allclose(unet_image_scores(out), [0.4, 0.0, 0.5])
 
 
+@pytest.mark.slow  # trains a model
 def test_unet_trains_and_maps(seg_shards, tmp_path):
     cfg = {"unet": {"epochs": 2, "patience": 2, "batch_size": 8, "lr": 1e-3, "base_filters": 4, "depth": 2}}
     res = run(seg_shards, "unet_1", cfg)
@@ -210,6 +214,7 @@ def test_retinanet_localizer_map_equals_hand_computed():
     assert np.isclose(rn.retinanet_image_scores(raw)[0], 0.9)
 
 
+@pytest.mark.slow  # trains a model
 def test_retinanet_trains_and_scores(det_shards):
     cfg = {"retinanet": {"epochs": 2, "patience": 2, "batch_size": 8, "lr": 1e-3}}
     res = run(det_shards, "retinanet_1", cfg)

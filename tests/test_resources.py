@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from saliency_audit.saliency.jobs import MAPS_MEM_MB
 from saliency_audit.saliency.registry import resolve_params
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mem_saliency.py"
 
 
+@pytest.mark.slow  # a 320 px InceptionV3 SIG job: minutes
 def test_paper_size_sig_shard_fits_declared_memory():
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--size", "320", "--method", "SIG", "--images", "1", "--json"],
