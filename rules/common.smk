@@ -131,7 +131,7 @@ def byom_map_files(wildcards):
 
 def score_paths(dataset, criteria=None):
     """Named gathered score tables of the active criteria (those in ``criteria`` when given), and
-    the randomization thresholds (``thresholds``, per anchor image ``anchors``) with randomization."""
+    with randomization its thresholds (``thresholds``) and their per-anchor means (``anchors``)."""
     paths = {
         c: f"{RESULTS}/{dataset}/scores/{c}.csv"
         for c in score_criteria.active(config, dataset)
@@ -140,7 +140,8 @@ def score_paths(dataset, criteria=None):
     if "randomization" in paths:
         paths["thresholds"] = f"{RESULTS}/{dataset}/scores/randomization_thresholds.csv"
     return paths
-        paths["anchors"] = f"{RESULTS}/{dataset}/scores/randomization_threshold_anchors.csv"
+        anchors = "randomization_threshold_anchors.csv"
+        paths["anchors"] = f"{RESULTS}/{dataset}/scores/{anchors}"
 
 
 def criteria_targets(dataset):

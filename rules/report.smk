@@ -70,7 +70,10 @@ rule tables:
             caption="../report/sensitivity.rst",
             category="1. Summary (Table 2)",
             subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "table": "Table 2 sensitivity (AP, SSIM data_range 2)"},
+            labels={
+                "dataset": "{dataset}",
+                "table": "Table 2 sensitivity (AP, SSIM data_range 2)",
+            },
         ),
         sensitivity_md=f"{RESULTS}/{{dataset}}/tables/sensitivity.md",
         tableS1=report(
