@@ -139,9 +139,9 @@ def score_paths(dataset, criteria=None):
     }
     if "randomization" in paths:
         paths["thresholds"] = f"{RESULTS}/{dataset}/scores/randomization_thresholds.csv"
-    return paths
         anchors = "randomization_threshold_anchors.csv"
         paths["anchors"] = f"{RESULTS}/{dataset}/scores/{anchors}"
+    return paths
 
 
 def criteria_targets(dataset):
@@ -229,12 +229,12 @@ def stats_settings(wildcards):
     return report_run.stats_settings(config, wildcards.dataset)
 
 
-def score_inputs(wildcards, criteria=None):
 def paper_deviations(dataset):
     """Each setting of saliency_audit.paper: paper | released | this run (rows, JSON-able)."""
     return paper.deviations(config, dataset).to_dict("records")
 
 
+def score_inputs(wildcards, criteria=None):
     """:func:`score_paths` as a rule's named input."""
     return score_paths(wildcards.dataset, criteria)
 
