@@ -130,8 +130,8 @@ def byom_map_files(wildcards):
 
 
 def score_paths(dataset, criteria=None):
-    """Named gathered score tables of the active criteria (those in ``criteria`` when given), and
-    with randomization its thresholds (``thresholds``) and their per-anchor means (``anchors``)."""
+    """Named gathered score tables of the active criteria (those in ``criteria`` when given);
+    with randomization, its thresholds and their per-anchor means."""
     paths = {
         c: f"{RESULTS}/{dataset}/scores/{c}.csv"
         for c in score_criteria.active(config, dataset)
