@@ -23,6 +23,7 @@ CONFIG = {
     },
     "saliency": {"methods": ["GRAD", "GCAM"], "normalization": "released", "images": "with_finding"},
     "randomization": {"threshold_partners": 4},
+    "stats": {"resamples": 200},
     "criteria": {"similarity": ["ssim", "spearman", "spearman_abs", "hog"]},
 }
 
@@ -225,7 +226,7 @@ def test_gather_summary_and_thresholds(tree, tmp_path):
     assert row["n"].item() == 8
 
     tplan = criteria.threshold_plan(CONFIG, "toy", ["000", "001"], results=root)
-    assert tplan["partners"] == 4 and tplan["states"] == ["cascade-mixed1"]
+    assert tplan["partners"] == 4 and tplan["resamples"] == 200 and tplan["states"] == ["cascade-mixed1"]
     thr, anchors = criteria.randomization_thresholds(tplan, cfg, gathered, normalizer=minmax)
     assert list(thr.columns) == tables.THRESHOLD_COLUMNS and list(anchors.columns) == tables.ANCHOR_COLUMNS
     n = 8  # images with maps in the two shards
@@ -245,7 +246,7 @@ def test_gather_summary_and_thresholds(tree, tmp_path):
     assert list(a["image_id"]) == list(gathered["image_id"].unique())
     assert a["mean"].to_numpy() == pytest.approx(per_pair.reshape(n, 4).mean(axis=1), abs=1e-12)
     # bootstrap CI over anchor images: reproducible with the seed, by hand with numpy
-    idx = np.random.default_rng(tplan["seed"]).integers(0, n, size=(cfg["resamples"], n))
+    idx = np.random.default_rng(tplan["seed"]).integers(0, n, size=(tplan["resamples"], n))
     boot = per_pair.reshape(n, 4).mean(axis=1)[idx].mean(axis=1)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])), abs=1e-12)
     assert row["ci_low"] < row["threshold"] < row["ci_high"]

@@ -58,16 +58,13 @@ def settings(config: dict) -> dict:
     """
     crit = config.get("criteria", {})
     sal = config.get("saliency", {})
-    rnd = config.get("randomization", {})
     return {
         "normalization": sal.get("normalization", "released"),
         "cam_normalization": sal.get("cam_normalization", "minmax"),
         "images": sal.get("images", "with_finding"),
         "data_range": float(crit.get("ssim_data_range", 1.0)),
         "win_size": int(crit.get("ssim_win_size", 7)),
-        "similarity": list(crit.get("similarity", ["ssim", "spearman", "spearman_abs", "hog"])),
-        "threshold_partners": int(rnd.get("threshold_partners", 50)),
-        "resamples": int(config.get("stats", {}).get("resamples", 1000)),
+        "similarity": list(crit.get("similarity", ["ssim", "spearman", "spearman_abs", "hog", "ssim_dr2"])),
         "localization": bool(crit.get("localization", True)),
         "localization_thresholds": list(crit.get("localization_thresholds", ["otsu"])),
     }
@@ -175,7 +172,9 @@ def plan_inputs(p: dict) -> list[str]:
 
 
 def threshold_plan(config: dict, dataset: str, shards: list[str], results: str = "results") -> dict:
-    """Trained-model map files of every test shard, per method, for the degradation thresholds."""
+    """Trained-model map files of every test shard, per method, for the degradation thresholds,
+    with the settings that change only the thresholds (partners per image, bootstrap resamples,
+    the fully randomized state of each cascade repeat): the gather rule's params, not the shards'."""
     states = plan.randomization_states(config, dataset)
     methods = [  # a BYOM index may randomize some methods only
         m
@@ -188,7 +187,8 @@ def threshold_plan(config: dict, dataset: str, shards: list[str], results: str =
             m: [_spec(dataset, plan.PRIMARY, "original", m, s, results)["path"] for s in shards] for m in methods
         },
         "seed": plan.derive_seed(config.get("seed", 2021), dataset, "randomization-threshold-pairs"),
-        "partners": int(config.get("randomization", {}).get("threshold_partners", 50)),
+        "partners": int(config["randomization"]["threshold_partners"]),
+        "resamples": int(config["stats"]["resamples"]),
         "states": plan.fully_randomized_states(config, dataset),
     }
 
@@ -519,10 +519,10 @@ def randomization_thresholds(tplan: dict, cfg: dict, scores: pd.DataFrame, norma
                 pd.DataFrame({"method": method, "metric": metric, "image_id": ids, "n_pairs": tplan["partners"], "mean": amean})
             )
             thr = float(np.mean(v)) if len(v) else float("nan")
-            lo, hi = resample.mean_ci(amean if len(v) else [], cfg["resamples"], tplan["seed"])
+            lo, hi = resample.mean_ci(amean if len(v) else [], tplan["resamples"], tplan["seed"])
             r = full[(full["method"] == method) & (full["metric"] == metric)]["value"].to_numpy(float)
             rmean = float(r.mean()) if len(r) else float("nan")
-            rlo, rhi = resample.mean_ci(r, cfg["resamples"], tplan["seed"])
+            rlo, rhi = resample.mean_ci(r, tplan["resamples"], tplan["seed"])
             verdict = "NA" if np.isnan(thr) or np.isnan(rmean) else ("PASS" if rmean < thr else "FAIL")
             out.append(
                 [method, metric, thr, lo, hi, len(ids), tplan["partners"], len(v), tplan["seed"],
