@@ -13,7 +13,7 @@ SALIENCY_METHODS = list(SAL["methods"])
 SALIENCY_CONSTRAINTS = dict(
     dataset=plan.dataset_regex(plan.trained_datasets(config)),  # never a BYOM dataset
     method="|".join(SALIENCY_METHODS) if SALIENCY_METHODS else "NONE",
-    state=r"original|cascade-[a-z0-9]+|indep-[a-z0-9]+",
+    state=r"original|cascade[0-9]*-[a-z0-9]+|indep-[a-z0-9]+",  # plan.parse_state
 )
 
 
@@ -22,6 +22,7 @@ SALIENCY_COMMON = dict(
     batch_size=SAL["batch_size"],
     channel_reduction=SAL["channel_reduction"],
     dtype=SAL["dtype"],
+    target=SAL["target"],
 )
 
 
@@ -31,6 +32,7 @@ if SAL["job_per"] == "method":
         input:
             model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
             shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+            regions=xrai_regions_file,
         output:
             f"{RESULTS}/{{dataset}}/maps/{{model}}/{{state}}/{{method}}/test_{{shard}}.npz",
         log:
@@ -48,18 +50,22 @@ if SAL["job_per"] == "method":
             gpu=1,
         params:
             methods=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.shard, [wc.method]
+                config, wc.dataset, wc.model, wc.state, wc.shard, [wc.method]
             )["methods"],
             seeds=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.shard, [wc.method]
+                config, wc.dataset, wc.model, wc.state, wc.shard, [wc.method]
             )["seeds"],
             arch=lambda wc: plan.arch_of(wc.model),
-            randomization_seed=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.shard, []
-            )["randomization_seed"],
+            randomization=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.state, wc.shard, []
+            )["randomization"],
             gradcam_layer=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.shard, []
+                config, wc.dataset, wc.model, wc.state, wc.shard, []
             )["gradcam_layer"],
+            target=SALIENCY_COMMON["target"],
+            cam_normalization=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.state, wc.shard, [wc.method]
+            )["cam_normalization"],
             images=SALIENCY_COMMON["images"],
             batch_size=SALIENCY_COMMON["batch_size"],
             channel_reduction=SALIENCY_COMMON["channel_reduction"],
@@ -75,6 +81,7 @@ else:
         input:
             model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
             shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+            regions=xrai_regions_file,
         output:
             expand(
                 f"{RESULTS}/{{{{dataset}}}}/maps/{{{{model}}}}/{{{{state}}}}/{{method}}/test_{{{{shard}}}}.npz",
@@ -95,18 +102,22 @@ else:
             gpu=1,
         params:
             methods=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.shard, SALIENCY_METHODS
+                config, wc.dataset, wc.model, wc.state, wc.shard, SALIENCY_METHODS
             )["methods"],
             seeds=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.shard, SALIENCY_METHODS
+                config, wc.dataset, wc.model, wc.state, wc.shard, SALIENCY_METHODS
             )["seeds"],
             arch=lambda wc: plan.arch_of(wc.model),
-            randomization_seed=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.shard, []
-            )["randomization_seed"],
+            randomization=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.state, wc.shard, []
+            )["randomization"],
             gradcam_layer=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.shard, []
+                config, wc.dataset, wc.model, wc.state, wc.shard, []
             )["gradcam_layer"],
+            target=SALIENCY_COMMON["target"],
+            cam_normalization=lambda wc: job_params(
+                config, wc.dataset, wc.model, wc.state, wc.shard, SALIENCY_METHODS
+            )["cam_normalization"],
             images=SALIENCY_COMMON["images"],
             batch_size=SALIENCY_COMMON["batch_size"],
             channel_reduction=SALIENCY_COMMON["channel_reduction"],
@@ -115,3 +126,27 @@ else:
             code_models=plan.package_hash("models"),
         script:
             "../workflow_scripts/saliency_maps.py"
+
+
+rule xrai_segments:
+    input:
+        shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+    output:
+        f"{RESULTS}/{{dataset}}/maps/xrai_segments/test_{{shard}}.npz",
+    log:
+        "logs/{dataset}/maps/xrai_segments/test_{shard}.log",
+    benchmark:
+        "benchmarks/out/{dataset}/maps/xrai_segments/test_{shard}.tsv"
+    wildcard_constraints:
+        dataset=SALIENCY_CONSTRAINTS["dataset"],
+    conda:
+        "../envs/tensorflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        images=SALIENCY_COMMON["images"],
+        code=plan.package_hash("saliency"),
+    script:
+        "../workflow_scripts/xrai_segments.py"

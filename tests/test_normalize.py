@@ -71,3 +71,27 @@ def test_localizer_maps_clipped_and_single_map_and_errors():
     assert np.isfinite(normalize_maps(nan, "GCAM")).all()
     with pytest.raises(InputError, match="normalization"):
         normalize_maps(p, "GRAD", "zscore")
+
+
+def test_released_cam_normalization_hand_computed():
+    # Grad-CAM as released: divided by its max, tiled to 3 channels, VisualizeImageGrayscale
+    m = np.arange(100, dtype=float).reshape(1, 10, 10)
+    got = normalize_maps(m, "GCAM", "released", "released")[0]
+    assert got[0, 1] == pytest.approx(1 / 98.01) and got[9, 8] == pytest.approx(98 / 98.01) and got[9, 9] == 1.0
+    assert normalize_maps(m, "GCAM", "released", "minmax")[0, 0, 1] == pytest.approx(1 / 99)  # today: min-max
+    cam = np.maximum(np.random.default_rng(2).normal(size=(2, 12, 12)), 0)
+    tiled = [np.repeat((c / c.max())[..., None], 3, axis=-1) for c in cam]
+    np.testing.assert_allclose(normalize_maps(cam, "GCAM", "released", "released"),
+                               [_pair_grayscale(t) for t in tiled], atol=1e-6)
+    # Guided Grad-CAM as released: the stored product of the visualised parts, min-max scaled
+    g = np.array([[[0.2, 0.4], [0.6, 1.0]]])
+    np.testing.assert_allclose(normalize_maps(g, "GGCAM", "released", "released")[0], [[0, 0.25], [0.5, 1.0]])
+    # today's Guided Grad-CAM is a gradient map: 99th-percentile clip of |m| (p99 of (0.2, 0.4, 0.6, 1) = 0.988)
+    np.testing.assert_allclose(normalize_maps(g, "GGCAM", "released", "minmax")[0],
+                               [[0, 0.2 / 0.788], [0.4 / 0.788, 1.0]], rtol=1e-6)
+    # the key acts on GCAM and GGCAM under normalization released only
+    np.testing.assert_allclose(normalize_maps(m, "GRAD", "released", "released"), normalize_maps(m, "GRAD", "released"))
+    np.testing.assert_allclose(normalize_maps(m, "XRAI", "released", "released"), normalize_maps(m, "XRAI", "released"))
+    np.testing.assert_allclose(normalize_maps(m, "GCAM", "minmax", "released"), normalize_maps(m, "GCAM", "minmax"))
+    with pytest.raises(InputError, match="cam_normalization"):
+        normalize_maps(m, "GCAM", "released", "max")

@@ -6,6 +6,7 @@ from saliency_audit import io
 from saliency_audit.data.prepare import to_model_input
 from saliency_audit.resources import set_tf_threads
 from saliency_audit.saliency.run import load_model_state, shard_maps
+from saliency_audit.saliency.xrai import preload_regions
 from saliency_audit.smk import progress, rule_logging
 
 with rule_logging(snakemake) as log:
@@ -16,7 +17,8 @@ with rule_logging(snakemake) as log:
     x = to_model_input(shard["images"][idx])
     log.info("%d of %d test images get maps; methods %s", len(idx), len(shard["ids"]), list(p.methods))
     if len(idx):
-        model = load_model_state(snakemake.input.model, p.arch, snakemake.wildcards.state, p.randomization_seed)
+        preload_regions(snakemake.input.regions)  # XRAI's segments, computed once per image
+        model = load_model_state(snakemake.input.model, p.arch, snakemake.wildcards.state, p.randomization)
         maps = shard_maps(
             model,
             x,
@@ -26,6 +28,8 @@ with rule_logging(snakemake) as log:
             batch_size=p.batch_size,
             channel_reduction=p.channel_reduction,
             gradcam_layer=p.gradcam_layer,
+            target=p.target,
+            cam_normalization=p.cam_normalization,
             progress=progress,
         )
     else:

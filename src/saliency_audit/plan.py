@@ -6,6 +6,7 @@ Pure Python with no TensorFlow import: the Snakefile calls it at parse time on e
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 CLASSIFIERS = ("inceptionv3", "densenet121")
@@ -130,30 +131,78 @@ def model_seed(config: dict, dataset: str, model_id: str) -> int:
     return derive_seed(config.get("seed", 2021), dataset, model_id)
 
 
+def _cascade_blocks(config: dict) -> list[str]:
+    rnd = config.get("randomization", {})
+    return INCEPTION_CASCADE + ([INCEPTION_STEM] if rnd.get("cascade_to_stem") else [])
+
+
+def cascade_state(block: str, repeat: int = 1) -> str:
+    """The name of cascade ``repeat``'s state that has re-initialised down to ``block``:
+    ``cascade-<block>`` for repeat 1 (the name and seed of a single-run cascade), else
+    ``cascade<r>-<block>``."""
+    return f"cascade-{block}" if int(repeat) == 1 else f"cascade{int(repeat)}-{block}"
+
+
+#: ``cascade-b``, ``cascade<r>-b`` (r >= 2, no leading zero) or ``indep-b``
+_STATE = re.compile(r"(?:(cascade)([2-9]|[1-9][0-9]+)?|(indep))-(.+)")
+
+
+def parse_state(state: str) -> tuple[str, int, str | None]:
+    """``(mode, repeat, block)`` of a model state: ``original`` -> ('original', 1, None),
+    ``cascade-mixed5`` -> ('cascade', 1, 'mixed5'), ``cascade2-mixed5`` -> ('cascade', 2, 'mixed5'),
+    ``indep-mixed5`` -> ('indep', 1, 'mixed5'). Raises :class:`ValueError` on any other form
+    (a BYOM label such as ``cascade-top`` parses: the block is not checked here)."""
+    if state == "original":
+        return "original", 1, None
+    m = _STATE.fullmatch(state)
+    if m is None:
+        raise ValueError(f"model state {state!r}: expected original, cascade-<block>, cascade<r>-<block> (r >= 2) or indep-<block>")
+    return m.group(1) or m.group(3), int(m.group(2) or 1), m.group(4)
+
+
+def cascade_states(config: dict, dataset: str | None = None) -> list[list[str]]:
+    """The cascades: one list per repeat (``randomization.repeats``), each in cascade order (top
+    first, fully randomized last). Repeat 1 is ``cascade-<block>``, repeat r >= 2
+    ``cascade<r>-<block>`` (an independent re-draw of the same cascade; the released plots average
+    three). Empty without ``randomization.cascade``. A BYOM dataset has one cascade: its index's."""
+    lay = _byom_layout(config, dataset) if dataset is not None else None
+    if lay is not None:
+        states = [s for s in lay["states"] if s.startswith("cascade-")]
+        return [states] if states else []
+    rnd = config.get("randomization", {})
+    if not rnd.get("cascade", True):
+        return []
+    blocks = _cascade_blocks(config)
+    repeats = int(rnd.get("repeats", 1))  # the schema fills 3; a bare config (unit tests) has one run
+    return [[cascade_state(b, r) for b in blocks] for r in range(1, repeats + 1)]
+
+
 def randomization_states(config: dict, dataset: str | None = None) -> list[str]:
     """Model states of the primary InceptionV3 beyond ``original``.
 
     ``cascade-<block>`` re-initialises that block and every block above it (Adebayo et al. 2018;
-    Arun et al. 2021); ``indep-<block>`` re-initialises that block alone. With ``dataset`` a BYOM
-    dataset, its maps index's states (in the configured cascade order).
+    Arun et al. 2021), ``cascade<r>-<block>`` the same in cascade repeat r >= 2
+    (:func:`cascade_states`); ``indep-<block>`` re-initialises that block alone (not repeated).
+    With ``dataset`` a BYOM dataset, its maps index's states (in the configured cascade order).
     """
     lay = _byom_layout(config, dataset) if dataset is not None else None
     if lay is not None:
         return list(lay["states"])
-    rnd = config.get("randomization", {})
-    blocks = INCEPTION_CASCADE + ([INCEPTION_STEM] if rnd.get("cascade_to_stem") else [])
-    states = []
-    if rnd.get("cascade", True):
-        states += [f"cascade-{b}" for b in blocks]
-    if rnd.get("independent"):
-        states += [f"indep-{b}" for b in blocks]
+    states = [s for run in cascade_states(config) for s in run]
+    if config.get("randomization", {}).get("independent"):
+        states += [f"indep-{b}" for b in _cascade_blocks(config)]
     return states
 
 
+def fully_randomized_states(config: dict, dataset: str | None = None) -> list[str]:
+    """The last state of each cascade repeat (everything re-initialised), repeat 1 first."""
+    return [run[-1] for run in cascade_states(config, dataset) if run]
+
+
 def fully_randomized_state(config: dict, dataset: str | None = None) -> str | None:
-    """The last cascade state (everything re-initialised), or None without a cascade."""
-    states = [s for s in randomization_states(config, dataset) if s.startswith("cascade-")]
-    return states[-1] if states else None
+    """The last state of cascade repeat 1 (everything re-initialised), or None without a cascade."""
+    full = fully_randomized_states(config, dataset)
+    return full[0] if full else None
 
 
 def map_models(config: dict, dataset: str) -> list[tuple[str, str]]:

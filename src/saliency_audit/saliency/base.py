@@ -2,8 +2,20 @@
 
 A method is a :class:`SaliencyMethod`: ``compute(model, x) -> (N, S, S)`` raw 2-D maps, one per
 image of the batch ``x`` (float32, N x S x S x 3, the model input of
-:func:`saliency_audit.data.prepare.to_model_input`). The explained output is the positive-class
-logit (column 0 of the model's (N, 1) output, before any sigmoid).
+:func:`saliency_audit.data.prepare.to_model_input`). The explained output (``saliency.target``,
+:data:`TARGETS`) is, per image,
+
+``positive`` (default)
+    the positive-class logit (column 0 of the model's (N, 1) output, before any sigmoid);
+``predicted``
+    the predicted class's logit, as the released code explained the argmax class of its 2-unit
+    softmax head: for our single-logit head, the logit where the model predicts positive
+    (logit >= 0) and the negated logit where it predicts negative (logit < 0). The class is
+    decided once per image, on the image itself, and kept for its noisy copies and path points.
+
+The engine applies the target: every compiled gradient call takes a per-item weight ``w`` (+1 or
+-1, :meth:`GradientEngine.target_signs`) and differentiates ``w * logit``, so every method
+(gradients, Grad-CAM, XRAI's IG, ...) explains the same output.
 
 Gradient-type methods first compute a channel-resolved attribution (``attribute``, N x S x S x 3)
 and then reduce the channels (``saliency.channel_reduction``):
@@ -34,6 +46,8 @@ log = logging.getLogger(__name__)
 #: Grad-CAM layer per architecture (Arun et al. 2021: InceptionV3 ``mixed10``; DenseNet121's
 #: final block output, the ``relu`` after the last batch norm in keras.applications).
 GRADCAM_LAYERS = {"inceptionv3": "mixed10", "densenet121": "relu"}
+#: ``saliency.target`` values (see the module docstring)
+TARGETS = ("positive", "predicted")
 
 
 def default_batch_size() -> int:
@@ -95,16 +109,20 @@ def find_gradcam_layer(model, arch: str | None = None, override: str | None = No
 
 
 class GradientEngine:
-    """Compiled batched gradients of the positive-class logit for one model.
+    """Compiled batched gradients of the explained output (``target``) for one model.
 
-    ``input_gradients(z)`` returns d logit / d z for a batch; ``cam_gradients(z, layer)`` returns
-    the layer's activations and d logit / d activations. Both are ``tf.function``\\ s traced once
-    per input shape (unknown batch dimension) and cached on the engine; :func:`engine_for`
-    caches one engine per model object.
+    ``input_gradients(z, w)`` returns d (w * logit) / d z for a batch (``w`` per item, +1 or -1,
+    from :meth:`target_signs`); ``cam_gradients(z, layer)`` returns the layer's activations and
+    their gradients of the target of each image. Both are ``tf.function``\\ s traced once per input
+    shape (unknown batch dimension) and cached on the engine; :func:`engine_for` caches one engine
+    per model object.
     """
 
-    def __init__(self, model, batch_size: int | None = None):
+    def __init__(self, model, batch_size: int | None = None, target: str = "positive"):
+        if target not in TARGETS:
+            raise InputError(f"saliency.target: expected one of {TARGETS}, got {target!r}")
         self.model = model
+        self.target = target
         self.batch_size = int(batch_size or default_batch_size())
         self._grad_fns = {}
         self._cam_fns = {}
@@ -121,13 +139,14 @@ class GradientEngine:
         if key not in self._grad_fns:
             model = self.model
 
-            @tf.function(input_signature=[tf.TensorSpec((None,) + key, tf.float32)])
-            def fn(z):
+            @tf.function(input_signature=[tf.TensorSpec((None,) + key, tf.float32), tf.TensorSpec((None,), tf.float32)])
+            def fn(z, w):
                 with tf.GradientTape() as tape:
                     tape.watch(z)
                     y = model(z, training=False)
                     y = tf.reshape(tf.cast(y, tf.float32), (tf.shape(z)[0], -1))[:, 0]
-                return tape.gradient(y, z), y
+                    target = w * y  # per-item sign of the explained class
+                return tape.gradient(target, z), y
 
             self._grad_fns[key] = fn
         return self._grad_fns[key]
@@ -148,7 +167,8 @@ class GradientEngine:
         return self._fwd_fns[key]
 
     def _cam_fn(self, shape, layer_name):
-        """z -> (d logit/d z, layer activations, d logit/d activations, logit): one backward pass.
+        """(z, w) -> (d target/d z, layer activations, d target/d activations, logit), target = w * logit:
+        one backward pass.
 
         When ``default_layer`` is set, input gradients go through this function too, so a job
         computing GRAD/SG/IG/... and Grad-CAM traces the model's gradient graph only once."""
@@ -160,26 +180,39 @@ class GradientEngine:
             model = self.model
             sub = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[0]])
 
-            @tf.function(input_signature=[tf.TensorSpec((None,) + key[0], tf.float32)])
-            def fn(z):
+            @tf.function(input_signature=[tf.TensorSpec((None,) + key[0], tf.float32), tf.TensorSpec((None,), tf.float32)])
+            def fn(z, w):
                 with tf.GradientTape() as tape:
                     tape.watch(z)
                     a, y = sub(z, training=False)
                     y = tf.reshape(tf.cast(y, tf.float32), (tf.shape(z)[0], -1))[:, 0]
-                dz, da = tape.gradient(y, [z, a])
+                    target = w * y
+                dz, da = tape.gradient(target, [z, a])
                 return dz, tf.cast(a, tf.float32), tf.cast(da, tf.float32), y
 
             self._cam_fns[key] = fn
         return self._cam_fns[key]
 
     # -- public -------------------------------------------------------------------------
-    def input_gradients(self, z: np.ndarray):
-        """(gradients (B,S,S,C), logits (B,)) for one batch, in one compiled call."""
+    def target_signs(self, x: np.ndarray) -> np.ndarray:
+        """Per image of ``x`` the sign of its explained class: +1 (``positive``, no model call), or
+        under ``predicted`` -1 where the model predicts negative (logit < 0), else +1."""
+        if self.target == "positive":
+            return np.ones(len(x), np.float32)
+        return np.where(self.logits(x) < 0, -1.0, 1.0).astype(np.float32)
+
+    def input_gradients(self, z: np.ndarray, w: np.ndarray | None = None):
+        """(gradients of ``w * logit`` (B,S,S,C), logits (B,)) for one batch, in one compiled call.
+
+        ``w`` (B,): each item's class sign (:meth:`target_signs` of the image it came from); None =
+        the signs of ``z`` itself (right when ``z`` are the images, not noisy copies or path points).
+        """
         z = np.ascontiguousarray(z, dtype=np.float32)
+        w = self.target_signs(z) if w is None else np.ascontiguousarray(w, dtype=np.float32)
         if self.default_layer:
-            g, _, _, y = self._cam_fn(z.shape, self.default_layer)(z)
+            g, _, _, y = self._cam_fn(z.shape, self.default_layer)(z, w)
         else:
-            g, y = self._grad_fn(z.shape)(z)
+            g, y = self._grad_fn(z.shape)(z, w)
         return g.numpy(), y.numpy()
 
     def logits(self, z: np.ndarray) -> np.ndarray:
@@ -190,26 +223,28 @@ class GradientEngine:
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def cam_gradients(self, z: np.ndarray, layer_name: str):
-        """(activations, d logit / d activations, logits) of ``layer_name``, batched."""
+        """(activations, d target / d activations, logits) of ``layer_name`` for the images ``z``, batched."""
         fn = self._cam_fn(z.shape, layer_name)
         acts, grads, ys = [], [], []
         for lo in range(0, len(z), self.batch_size):
-            _, a, g, y = fn(np.ascontiguousarray(z[lo : lo + self.batch_size], dtype=np.float32))
+            zb = np.ascontiguousarray(z[lo : lo + self.batch_size], dtype=np.float32)
+            _, a, g, y = fn(zb, self.target_signs(zb))
             acts.append(a.numpy())
             grads.append(g.numpy())
             ys.append(y.numpy())
         return np.concatenate(acts), np.concatenate(grads), np.concatenate(ys)
 
-    def stream(self, total: int, build, consume):
+    def stream(self, total: int, build, consume, weights: np.ndarray):
         """Feed ``total`` work items to the gradient function in chunks of ``batch_size``.
 
         ``build(lo, hi) -> z`` makes the inputs of items ``lo..hi-1``; ``consume(lo, hi, g)``
-        receives their gradients. Items are processed in order, so a method can finalize an
+        receives their gradients; ``weights`` (total,) are the items' class signs (those of the
+        images they belong to). Items are processed in order, so a method can finalize an
         image (or a noise sample) as soon as its last item has been consumed.
         """
         for lo in range(0, total, self.batch_size):
             hi = min(lo + self.batch_size, total)
-            g, _ = self.input_gradients(build(lo, hi))
+            g, _ = self.input_gradients(build(lo, hi), weights[lo:hi])
             consume(lo, hi, g)
 
     def guided(self) -> "GradientEngine":
@@ -217,21 +252,21 @@ class GradientEngine:
         if self._guided is None:
             from .guided import guided_clone
 
-            self._guided = GradientEngine(guided_clone(self.model), self.batch_size)
+            self._guided = GradientEngine(guided_clone(self.model), self.batch_size, self.target)
         return self._guided
 
 
 _ENGINES: dict[int, tuple] = {}
 
 
-def engine_for(model, batch_size: int | None = None) -> GradientEngine:
-    """The cached :class:`GradientEngine` of ``model`` (one per model object and batch size)."""
+def engine_for(model, batch_size: int | None = None, target: str = "positive") -> GradientEngine:
+    """The cached :class:`GradientEngine` of ``model`` (one per model object, batch size and target)."""
     bs = int(batch_size or default_batch_size())
     key = id(model)
     hit = _ENGINES.get(key)
-    if hit is not None and hit[0]() is model and hit[1].batch_size == bs:
+    if hit is not None and hit[0]() is model and hit[1].batch_size == bs and hit[1].target == target:
         return hit[1]
-    engine = GradientEngine(model, bs)
+    engine = GradientEngine(model, bs, target)
     try:
         ref = weakref.ref(model)
     except TypeError:  # pragma: no cover
@@ -260,10 +295,15 @@ class SaliencyMethod:
     seed : int
         Seed of the method's random noise; image ``i`` of a call uses
         ``numpy.random.default_rng([seed, i])``, independent of the batch size.
+    target : {'positive', 'predicted'}
+        The explained output (``saliency.target``; module docstring), applied by the engine.
+    cam_normalization : {'minmax', 'released'}
+        ``saliency.cam_normalization``; only Guided Grad-CAM's map depends on it
+        (:class:`saliency_audit.saliency.methods.GuidedGradCam`).
     """
 
     def __init__(self, name, params, batch_size=None, channel_reduction="abs_sum", arch=None,
-                 gradcam_layer=None, seed=0):
+                 gradcam_layer=None, seed=0, target="positive", cam_normalization="minmax"):
         self.name = name
         self.spec = spec(name)
         self.params = params
@@ -272,17 +312,19 @@ class SaliencyMethod:
         self.arch = arch
         self.gradcam_layer = gradcam_layer
         self.seed = int(seed)
+        self.target = target
+        self.cam_normalization = cam_normalization
 
     @property
     def kind(self) -> str:
         return self.spec.kind
 
     def engine(self, model) -> GradientEngine:
-        return engine_for(model, self.batch_size)
+        return engine_for(model, self.batch_size, self.target)
 
     def compute(self, model, x: np.ndarray, **kwargs) -> np.ndarray:
         """Raw 2-D maps (N, S, S) float32 for the batch ``x`` (N, S, S, C)."""
-        x = _check_input(x)
+        x = check_input(x)
         if self.kind == "gradient":
             return reduce_channels(self.attribute(model, x, **kwargs), self.channel_reduction)
         return self._compute(model, x, **kwargs).astype(np.float32)
@@ -297,7 +339,7 @@ class SaliencyMethod:
         return f"{type(self).__name__}({self.name}, {self.params})"
 
 
-def _check_input(x) -> np.ndarray:
+def check_input(x) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 4:
         raise InputError(f"saliency: expected a batch of images (N, S, S, C), got shape {x.shape}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import plan
-from .registry import resolve_params
+from .registry import resolve_params, spec
 
 #: ``mem_mb`` of the saliency rules (MB). The peak is one compiled gradient call of a batch: measured
 #: by benchmarks/mem_saliency.py (asserted in tests/test_resources.py) on CPU for InceptionV3 at 320 px,
@@ -12,21 +12,67 @@ from .registry import resolve_params
 #: ``saliency.batch_size`` on CPU grows the peak by ~63 MB per item at 320 px: raise mem_mb with
 #: ``--set-resources saliency_maps:mem_mb=...``.
 MAPS_MEM_MB = 8000
+#: ``saliency.noise`` values
+NOISE_MODES = ("independent", "common")
 
 
-def job_params(config: dict, dataset: str, model: str, shard, methods) -> dict:
-    """Every result-changing setting of the maps job of (dataset, model, shard) for ``methods``.
+def noise_seed(seed: int, dataset: str, method: str, shard, model: str | None = None, state: str | None = None) -> int:
+    """The noise seed of ``method`` on test shard ``shard``; image ``i`` of the shard draws its
+    noise from ``numpy.random.default_rng([noise_seed, i])``.
 
-    Returns ``methods`` (id -> resolved parameters), ``seeds`` (id -> noise seed, see
-    :func:`saliency_audit.saliency.run.noise_seed`), ``arch``, ``randomization_seed`` (the
-    ``seed_base`` of :func:`saliency_audit.models.randomize.apply_state`) and ``gradcam_layer``.
+    Without ``model`` (``saliency.noise: common``) the seed is the same for every model and state:
+    the maps being compared share one noise pattern (common random numbers, a variance-reduction
+    choice that inflates SmoothGrad similarity between models). With ``model`` and ``state``
+    (``independent``, the default, as the released code's fresh noise per map) every (model, state,
+    method, image) draws its own noise, still seeded.
+    """
+    keys = (dataset, "saliency", method, int(shard)) + (() if model is None else (model, state))
+    return plan.derive_seed(seed, *keys)
+
+
+def has_noise(method: str) -> bool:
+    """The method draws random noise (SmoothGrad, SmoothGrad-IG): it gets a noise seed."""
+    return "noise" in spec(method).defaults
+
+
+def job_params(config: dict, dataset: str, model: str, state: str, shard, methods) -> dict:
+    """The result-changing settings of the maps job of (dataset, model, state, shard) for ``methods``
+    that differ between jobs (the rules pass the shared ones, e.g. ``saliency.target``, directly).
+
+    Each value depends only on what it changes, so a config change reruns exactly those jobs:
+
+    ``methods``
+        id -> resolved parameters;
+    ``seeds``
+        id -> noise seed (:func:`noise_seed`), for methods with noise only;
+    ``arch``, ``gradcam_layer``
+        the architecture and its Grad-CAM layer override (or None);
+    ``randomization``
+        None for ``original`` (so ``randomization.*`` never reruns the trained model's maps), else
+        ``{'seed': seed_base, 'initializer': ...}`` for :func:`saliency_audit.models.randomize.apply_state`
+        (the cascade repeat is in the state's name);
+    ``cam_normalization``
+        ``saliency.cam_normalization`` when GGCAM is among ``methods`` (its ``released`` form is made
+        at map time), else None.
     """
     sal = config["saliency"]
     arch = plan.arch_of(model)
+    common = sal["noise"] == "common"
+    rnd = None
+    if state != "original":
+        rnd = {
+            "seed": plan.derive_seed(config["seed"], dataset, model, "randomization"),
+            "initializer": config["randomization"]["initializer"],
+        }
     return dict(
         methods={m: resolve_params(m, (sal.get("params") or {}).get(m)) for m in methods},
-        seeds={m: plan.derive_seed(config["seed"], dataset, "saliency", m, int(shard)) for m in methods},
+        seeds={
+            m: noise_seed(config["seed"], dataset, m, shard, *(() if common else (model, state)))
+            for m in methods
+            if has_noise(m)
+        },
         arch=arch,
-        randomization_seed=plan.derive_seed(config["seed"], dataset, model, "randomization"),
+        randomization=rnd,
         gradcam_layer=(sal.get("gradcam_layer") or {}).get(arch),
+        cam_normalization=sal["cam_normalization"] if "GGCAM" in methods else None,
     )

@@ -2,7 +2,8 @@
 
 Paper methods (Arun et al. 2021, Table 1): GRAD, SG, IG, SIG, GCAM, XRAI, GBP, GGCAM.
 Beyond the paper: GCAMPP (Grad-CAM++), SCORECAM, GIG (Guided IG), BLURIG, OCC (occlusion).
-All explain the positive-class logit. Parameters and defaults: :mod:`.registry`.
+All explain the output chosen by ``saliency.target`` (the positive-class logit by default; see
+:mod:`.base`), applied by the engine. Parameters and defaults: :mod:`.registry`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 from skimage.transform import resize
 
-from .base import SaliencyMethod, baseline_value, find_gradcam_layer
+from .base import SaliencyMethod, check_input, baseline_value, find_gradcam_layer, reduce_channels
+from ..errors import InputError
+from .normalize import CAM_NORMALIZATIONS, clip_p99
 
 # ----------------------------------------------------------------------------------------
 # gradient paths: GRAD, SG, IG, SIG and XRAI's IG share one batched integrator
@@ -27,7 +30,8 @@ def smooth_path(engine, x, samples, endpoints, bases=None, steps=1, magnitude=Fa
     ``magnitude``, ``mean_s r_s ** 2`` (PAIR ``GetSmoothedMask(magnitude=True)``).
 
     Work items are ordered (image, sample, step) and fed to the engine in chunks of its batch
-    size, so one compiled call covers several images, samples and steps.
+    size, so one compiled call covers several images, samples and steps. Every item of image ``i``
+    explains image ``i``'s class (``engine.target_signs``), not its own.
     """
     n = len(x)
     alphas = np.linspace(0.0, 1.0, steps, dtype=np.float32) if bases is not None else np.ones(1, np.float32)
@@ -70,7 +74,7 @@ def smooth_path(engine, x, samples, endpoints, bases=None, steps=1, magnitude=Fa
                     cache.pop(i, None)
                     out[i] /= samples
 
-    engine.stream(n * per_image, build, consume)
+    engine.stream(n * per_image, build, consume, np.repeat(engine.target_signs(x), per_image))
     return out
 
 
@@ -175,13 +179,44 @@ class GradCam(_CamMixin, SaliencyMethod):
 
 
 class GuidedGradCam(_CamMixin, SaliencyMethod):
-    """Guided Grad-CAM (Selvaraju et al. 2017, sec. 3.1): guided backprop x upsampled Grad-CAM."""
+    """Guided Grad-CAM (Selvaraju et al. 2017, sec. 3.1): guided backprop x upsampled Grad-CAM.
 
-    def attribute(self, model, x, **_):
+    ``cam_normalization`` (config ``saliency.cam_normalization``) chooses how the parts combine:
+
+    ``minmax`` (default)
+        the channel-resolved product ``gbp * cam`` (Selvaraju et al.), reduced over channels like
+        every gradient map and normalized at scoring time as one (99th-percentile clip);
+    ``released``
+        the released code's form: the product of the two already-visualised maps, GBP's
+        grayscale visualisation (sum of |.| over channels, 99th-percentile clip to [0, 1]) times
+        Grad-CAM's (divided by its max, then the same clip), min-max scaled at scoring time.
+        It is made here, not at scoring time, because it needs the two parts, which the stored
+        map (one 2-D array per image) no longer has; the rule's params carry the setting.
+    """
+
+    def _parts(self, model, x):
         acts, grads = self._acts_grads(model, x)
         cam = upsample(gradcam_lowres(acts, grads), x.shape[1:3])
         gbp = smooth_path(self.engine(model).guided(), x, 1, lambda i: x[i][None])
+        return gbp, cam
+
+    def attribute(self, model, x, **_):
+        gbp, cam = self._parts(model, x)
         return gbp * cam[..., None]
+
+    def compute(self, model, x, **kwargs):
+        if self.cam_normalization == "minmax":
+            return super().compute(model, x, **kwargs)
+        if self.cam_normalization != "released":
+            raise InputError(f"saliency.cam_normalization: expected one of {CAM_NORMALIZATIONS}, got {self.cam_normalization!r}")
+        gbp, cam = self._parts(model, check_input(x))
+        return released_ggcam(reduce_channels(gbp, self.channel_reduction), cam)
+
+
+def released_ggcam(gbp: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """The released code's Guided Grad-CAM of 2-D parts (N, S, S): ``clip_p99(gbp) * clip_p99(cam)``
+    (each part visualised to [0, 1] first; :func:`saliency_audit.saliency.normalize.clip_p99`)."""
+    return (clip_p99(gbp) * clip_p99(cam)).astype(np.float32)
 
 
 class GradCamPlusPlus(_CamMixin, SaliencyMethod):
@@ -218,6 +253,7 @@ class ScoreCam(_CamMixin, SaliencyMethod):
         acts, _, _ = eng.cam_gradients(x, self._layer(model))
         out = np.zeros(x.shape[:3], np.float32)
         base = eng.logits(np.zeros_like(x[:1]))[0]
+        sign = eng.target_signs(x)
         for i in range(len(x)):
             a = acts[i]
             if self.params["max_channels"] and self.params["max_channels"] < a.shape[-1]:
@@ -227,7 +263,7 @@ class ScoreCam(_CamMixin, SaliencyMethod):
             lo, hi = up.min(axis=(0, 1)), up.max(axis=(0, 1))
             masks = (up - lo) / np.where(hi > lo, hi - lo, 1)
             masked = x[i][None] * np.transpose(masks, (2, 0, 1))[..., None]
-            s = eng.logits(masked) - base
+            s = sign[i] * (eng.logits(masked) - base)
             w = np.exp(s - s.max())
             w /= w.sum()
             out[i] = np.maximum(np.tensordot(up, w, axes=([2], [0])), 0)
@@ -265,11 +301,14 @@ class Xrai(SaliencyMethod):
         return np.stack([xrai.GetMask(x[i], None, base_attribution=attr[i], extra_parameters=par) for i in range(len(x))])
 
 
-def _call_model_function(engine):
+def _call_model_function(engine, sign: float):
+    """PAIR call_model_function of one image whose class sign is ``sign`` (every path point
+    explains the image's class)."""
     from saliency.core.base import INPUT_OUTPUT_GRADIENTS
 
     def fn(x_batch, call_model_args=None, expected_keys=None):
-        g, _ = engine.input_gradients(np.asarray(x_batch, np.float32))
+        z = np.asarray(x_batch, np.float32)
+        g, _ = engine.input_gradients(z, np.full(len(z), sign, np.float32))
         return {INPUT_OUTPUT_GRADIENTS: g}
 
     return fn
@@ -283,10 +322,11 @@ class GuidedIG(SaliencyMethod):
         from .compat import patch_guided_ig
 
         gig = patch_guided_ig().GuidedIG()
-        fn = _call_model_function(self.engine(model))
+        eng = self.engine(model)
+        sign = eng.target_signs(x)
         b = baseline_value(x[0], self.params["baseline"])
         return np.stack([
-            gig.GetMask(x[i], fn, x_baseline=b, x_steps=self.params["steps"], fraction=self.params["fraction"],
+            gig.GetMask(x[i], _call_model_function(eng, sign[i]), x_baseline=b, x_steps=self.params["steps"], fraction=self.params["fraction"],
                         max_dist=self.params["max_dist"]) for i in range(len(x))
         ]).astype(np.float32)
 
@@ -298,17 +338,17 @@ class BlurIG(SaliencyMethod):
         from saliency.core import BlurIG as PairBlurIG
 
         eng = self.engine(model)
-        fn = _call_model_function(eng)
+        sign = eng.target_signs(x)
         p = self.params
         return np.stack([
-            PairBlurIG().GetMask(x[i], fn, max_sigma=p["max_sigma"], steps=p["steps"], grad_step=p["grad_step"],
+            PairBlurIG().GetMask(x[i], _call_model_function(eng, sign[i]), max_sigma=p["max_sigma"], steps=p["steps"], grad_step=p["grad_step"],
                                  sqrt=p["sqrt"], batch_size=eng.batch_size) for i in range(len(x))
         ]).astype(np.float32)
 
 
 class Occlusion(SaliencyMethod):
     """Occlusion (Zeiler & Fergus 2014): a square patch of side ``size`` x S set to ``value``
-    slides with stride ``stride`` x patch; each pixel gets the mean drop of the logit over the
+    slides with stride ``stride`` x patch; each pixel gets the mean drop of the explained logit over the
     patches that cover it. Forward passes are batched."""
 
     def _compute(self, model, x, **_):
@@ -321,6 +361,7 @@ class Occlusion(SaliencyMethod):
             pos.append(s - p)
         boxes = [(r, c) for r in pos for c in pos]
         base = eng.logits(x)
+        sign = eng.target_signs(x)
         out = np.zeros(x.shape[:3], np.float32)
         cover = np.zeros((s, s), np.float32)
         for r, c in boxes:
@@ -329,7 +370,7 @@ class Occlusion(SaliencyMethod):
             occ = np.repeat(x[i][None], len(boxes), axis=0)
             for j, (r, c) in enumerate(boxes):
                 occ[j, r : r + p, c : c + p] = self.params["value"]
-            drop = base[i] - eng.logits(occ)
+            drop = sign[i] * (base[i] - eng.logits(occ))
             for j, (r, c) in enumerate(boxes):
                 out[i, r : r + p, c : c + p] += drop[j]
         return out / cover

@@ -56,7 +56,8 @@ _SPECS = [
     MethodSpec("GCAM", "Grad-CAM", "cam", "methods:GradCam", lambda p: 1,
                reference="Selvaraju et al. 2017, arXiv:1610.02391, eq. 1-2"),
     MethodSpec("XRAI", "XRAI", "region", "methods:Xrai", lambda p: 2 * p["steps"],
-               defaults={"steps": 25, "algorithm": "full"},
+               # steps: PAIR's XRAIParameters default (100), which the released code used
+               defaults={"steps": 100, "algorithm": "full"},
                reference="Kapishnikov et al. 2019, arXiv:1906.02825; PAIR saliency.core.XRAI"),
     MethodSpec("GBP", "Guided backpropagation", "gradient", "methods:GuidedBackprop", lambda p: 1,
                reference="Springenberg et al. 2015, arXiv:1412.6806"),
