@@ -80,3 +80,17 @@ def test_deviations_follow_the_config():
     d2 = paper.deviations(c2, "siim").set_index("key")
     assert d2.loc["saliency.params.XRAI.steps", "differs_from_released"] is True
     assert d2.loc["criteria.ssim_data_range", "differs_from_released"] is False
+
+
+def test_our_default_column_is_the_schema_and_registry_default():
+    """'our default' of docs/protocol.md is what a config without overrides resolves to."""
+    c = {"datasets": {"siim": {"kind": "siim", "images_dir": "x", "rle_csv": "y"}}}
+    validate(c, SCHEMA)
+    d = paper.deviations(c, "siim")
+    for s, this in zip(paper.SETTINGS, d["this_run"]):
+        if this == "not set":  # a null default (Keras' own value)
+            assert s.ours.startswith("null"), s.key
+            continue
+        first = s.ours.split()[0]
+        same = s.ours.startswith(this) or (first[0].isdigit() and float(first) == float(this))
+        assert same, (s.key, s.ours, this)
