@@ -77,6 +77,22 @@ def data_targets(dataset):
     ]
 
 
+@functools.lru_cache(maxsize=None)
+def _background_files(dataset):
+    folder = config["datasets"][dataset].get("backgrounds")
+    if not folder:
+        return []
+    from saliency_audit.data.backgrounds import list_backgrounds  # lists one folder, reads no pixels
+
+    return [str(p) for p in list_backgrounds(folder)]
+
+
+def background_files(wildcards):
+    """The real radiographs of a semi-synthetic dataset: an input of its manifest and shards, so
+    a changed, added or removed file reruns them."""
+    return _background_files(wildcards.dataset)
+
+
 def dataset_targets(dataset, wildcards):
     """Every final output of one dataset, from each stage's `<stage>_targets(dataset)`."""
     # bring your own maps: no training, no saliency

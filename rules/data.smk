@@ -3,6 +3,8 @@
 
 
 checkpoint manifest:
+    input:
+        backgrounds=background_files,
     output:
         manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
     log:
@@ -27,6 +29,7 @@ checkpoint manifest:
 rule shard:
     input:
         manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
+        backgrounds=background_files,
     output:
         shard=f"{RESULTS}/{{dataset}}/data/shards/{{split}}_{{shard}}.npz",
     log:

@@ -232,31 +232,28 @@ def test_shard_from_tiny_config(tmp_path):
 
 
 def test_semi_synthetic_backgrounds(tmp_path):
-    """Real normal radiographs (PNG, and MONOCHROME1 DICOM through the DICOM reader) as backgrounds."""
+    """Radiographs (PNG, and MONOCHROME1 DICOM through the DICOM reader) as backgrounds: each image
+    shows its own file, displayed the right way round, untouched away from the lesion."""
     from fixtures_data import write_dicom, write_png
-
-    yy, xx = np.mgrid[0:100, 0:90]
-    png = (60 + 120 * np.exp(-(((xx - 45) / 30.0) ** 2)) + 40 * np.sin(yy / 7.0)).astype(np.uint8)
-    dcm = (200 - 150 * np.exp(-(((yy - 50) / 25.0) ** 2))).astype(np.uint8)  # stored inverted
-    write_png(tmp_path / "bg" / "a.png", png)
-    write_dicom(tmp_path / "bg" / "b.dcm", dcm, photometric="MONOCHROME1")
-    (tmp_path / "bg" / "notes.txt").write_text("not an image")
-    src = source(n_images=12, noise=0.0, backgrounds=str(tmp_path / "bg"))
     from skimage.transform import resize
 
-    refs = [resize(png / 255.0, (SIZE, SIZE)), resize(1 - dcm / 255.0, (SIZE, SIZE))]
-    used = set()
-    for r in src.records().itertuples():
+    bg = source("bg", seed=99, n_images=2, prevalence=0.0, size=100)
+    png, dcm = (np.round(bg.phantom(i).image * 255).astype(np.uint8) for i in ("syn-00000", "syn-00001"))
+    write_png(tmp_path / "bg" / "a.png", png)
+    write_dicom(tmp_path / "bg" / "b.dcm", 255 - dcm, photometric="MONOCHROME1")  # stored inverted
+    (tmp_path / "bg" / "notes.txt").write_text("not an image")
+    src = source(n_images=12, noise=0.0, backgrounds=str(tmp_path / "bg"))
+    refs = {"a.png": resize(png / 255.0, (SIZE, SIZE)), "b.dcm": resize(dcm / 255.0, (SIZE, SIZE))}
+    rec = src.records()
+    assert rec.background.value_counts().to_dict() == {"a.png": 6, "b.dcm": 6}
+    for r in rec.itertuples():
         ph = src.phantom(r.image_id)
         assert ph.image.min() >= 0 and ph.image.max() <= 1
-        far = ~ndi.binary_dilation(ph.mask, iterations=4)
-        corr = [np.corrcoef(ph.image[far], ref[far])[0, 1] for ref in refs]
-        assert max(corr) > 0.97  # the background, displayed the right way round
-        used.add(int(np.argmax(corr)))
+        far = ~ndi.binary_dilation(ph.mask, iterations=6)  # beyond the collapsed lung's denser rim
+        assert np.abs(ph.image - refs[r.background])[far].max() < 0.005
         if r.label:
             assert ph.mask.any() and not (ph.mask & ~ph.lungs).any()
             twin = src.generator.generate(int(r.image_id[4:]), label=0)
-            assert (twin.image - ph.image)[ph.mask].mean() > 0.03
-    assert used == {0, 1}
+            assert (twin.image - ph.image)[ph.mask].mean() > 0.02
     with pytest.raises(InputError, match="no PNG/JPEG/DICOM"):
         source(backgrounds=str(tmp_path)).load("syn-00000")

@@ -21,7 +21,7 @@ from .. import io
 from ..errors import InputError
 from ..plan import all_test, derive_seed
 from .base import RECORD_COLUMNS, Sample, get_source
-from .splits import read_split_file, stratified_split
+from .splits import grouped_split, groups_in_several_splits, read_split_file, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,14 @@ def build_manifest(name: str, config: dict) -> pd.DataFrame:
         split = read_split_file(ds["split_file"], rec["image_id"])
     else:
         fractions = config.get("split", {}).get("fractions", [0.81, 0.09, 0.10])
-        split = stratified_split(
-            rec["image_id"], rec["label"], fractions, derive_seed(config.get("seed", 2021), name, "split")
-        )
+        seed = derive_seed(config.get("seed", 2021), name, "split")
+        if "background" in rec:  # semi-synthetic: the split is decided per background file
+            split = grouped_split(rec["image_id"], rec["label"], rec["background"], fractions, seed)
+        else:
+            split = stratified_split(rec["image_id"], rec["label"], fractions, seed)
     rec["split"] = split.loc[rec["image_id"]].values
+    if "background" in rec:
+        _check_backgrounds(name, rec)
     size = config.get("shards", {}).get("size", 256)
     rec["shard"] = 0
     for s in io.SPLITS:
@@ -58,7 +62,25 @@ def build_manifest(name: str, config: dict) -> pd.DataFrame:
     rec["has_finding"] = rec["has_finding"].astype(bool)
     # optional: the synthetic confounder (device/marker), for hidden-stratification analyses
     rec["confounder"] = rec["confounder"].astype(bool) if "confounder" in rec else False
-    return rec[io.MANIFEST_COLUMNS + ["confounder"]]
+    return rec[io.MANIFEST_COLUMNS + ["confounder"] + (["background"] if "background" in rec else [])]
+
+
+def _check_backgrounds(name: str, rec: pd.DataFrame) -> None:
+    """Log how many images share a background radiograph; no radiograph may be in two splits."""
+    leak = groups_in_several_splits(rec["background"], rec["split"])
+    if leak:
+        raise InputError(
+            f"dataset {name!r}: background {leak[0]!r} is drawn into images of several splits "
+            f"({len(leak)} files); expected each background file in one split (check split_file)"
+        )
+    uses = rec["background"].value_counts()
+    sharing = int(uses[uses > 1].sum())
+    log.info(
+        "%s: %d background files for %d images; %d images share their radiograph with another image "
+        "(%d files used more than once, at most %d times), each file's images in one split; "
+        "%d files in two splits",
+        name, len(uses), len(rec), sharing, int((uses > 1).sum()), int(uses.max()), len(leak),
+    )
 
 
 def shard_ids(manifest: pd.DataFrame, split: str) -> list[int]:
@@ -147,6 +169,9 @@ def build_shard(name: str, config: dict, manifest: pd.DataFrame, split: str, sha
         images.append(img)
         masks.append(m)
         boxes += [[i, *bb] for bb in b]
+    summary = getattr(source, "summary", None)  # e.g. lesion placements rejected on real backgrounds
+    if summary is not None and summary():
+        log.info("%s", summary())
     return {
         "ids": rows["image_id"].to_numpy(dtype=str),
         "images": np.stack(images),

@@ -99,3 +99,34 @@ def read_split_file(path, ids) -> pd.Series:
             "the split file must list every image of the dataset"
         )
     return pd.Series(mapping.loc[ids].values, index=ids, name="split")
+
+
+def grouped_split(ids, labels, groups, fractions=(0.81, 0.09, 0.10), seed=0) -> pd.Series:
+    """Like :func:`stratified_split`, with every group's images in one split.
+
+    With one image per group this *is* :func:`stratified_split` (same call, same result).
+    Otherwise the groups are split by :func:`stratified_split`, stratified by their share of
+    positives (rounded to 0, 1/2 or 1), so the split fractions hold for groups, and for images
+    when groups are of (nearly) equal size. Used for semi-synthetic data, where a group is the
+    background radiograph that several images are drawn on (no radiograph in two splits).
+    """
+    ids, labels, groups = np.asarray(ids), np.asarray(labels), np.asarray(groups)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    if len(uniq) == len(ids):
+        return stratified_split(ids, labels, fractions, seed)
+    share = np.bincount(inv, labels.astype(float)) / np.bincount(inv)
+    try:
+        by_group = stratified_split(uniq, np.round(2 * share).astype(int), fractions, seed)
+    except InputError:
+        raise InputError(
+            f"{len(uniq)} groups (background files) are too few for a train/val/test split with fractions "
+            f"{list(fractions)}: every group's images stay in one split; add files"
+        ) from None
+    return pd.Series(by_group.loc[groups].values, index=pd.Index(ids, name="image_id"), name="split")
+
+
+def groups_in_several_splits(groups, split) -> list:
+    """Groups (e.g. background files) whose images are in more than one split."""
+    df = pd.DataFrame({"group": np.asarray(groups), "split": np.asarray(split)})
+    n = df.groupby("group")["split"].nunique()
+    return sorted(n.index[n > 1].tolist())

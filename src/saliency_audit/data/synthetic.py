@@ -23,19 +23,27 @@ An optional *confounder* (a radiopaque chest-tube-like device, never touching th
 in a chosen fraction of positives and of negatives, for hidden-stratification studies
 (Oakden-Rayner et al., "Hidden stratification causes clinically meaningful failures in machine
 learning for medical imaging", CHIL 2020: chest drains in pneumothorax data).
-In *semi-synthetic* mode (``backgrounds``: a folder of real normal radiographs) the lesion is drawn
-onto a real image instead of the phantom anatomy, within a template lung field.
+In *semi-synthetic* mode (``backgrounds``: a folder of normal frontal radiographs) the lesion is
+drawn into a real image instead of the phantom anatomy, inside that image's own lung field as
+estimated by :func:`.backgrounds.estimate_lung_field` (placements that leave it are re-drawn and
+counted); each file serves one image while there are enough files, and the manifest keeps each
+file's images in one split. The pneumothorax removes only the fine lung-marking layer and darkens
+the air space by a smooth offset (ribs and clavicles stay); the pneumonia opacity raises the local
+level towards the surrounding soft tissue and never above it. The real image is not blurred or
+re-noised unless ``background_detector``. See docs/synthetic.md.
 
 Dataset keys (``datasets.<name>``): ``n_images``, ``prevalence``, ``lesion_size`` [min, max]
 (fraction of the image side: the crescent's extent along the pleura / a patch's diameter),
 ``contrast`` [min, max] (fraction of the lung-to-soft-tissue intensity difference by which the
 lesion changes the image), ``noise`` (standard deviation of the additive noise, in [0, 1] intensity
-units), ``confounder`` {positives, negatives} (fractions), ``backgrounds`` (folder), ``image_size``.
+units), ``confounder`` {positives, negatives} (fractions), ``backgrounds`` (folder),
+``background_detector`` (bool), ``image_size``.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,8 +53,11 @@ from scipy import ndimage as ndi
 
 from ..errors import InputError
 from ..plan import derive_seed, task
+from .backgrounds import assign_backgrounds, estimate_lung_field, list_backgrounds, lung_markings, read_background
 from .base import Sample, Source, register
 from .prepare import box_mask
+
+log = logging.getLogger(__name__)
 
 #: Lung-to-soft-tissue intensity difference of the phantom: the unit of ``contrast``.
 LUNG_DELTA = 0.30
@@ -56,8 +67,10 @@ DEFAULTS = {
     "lesion_size": [0.18, 0.30],
     "contrast": [0.25, 0.45],
     "noise": 0.02,
+    "background_detector": False,
 }
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
+#: Placement draws per lesion on a real background before the image is given up as unusable.
+MAX_DRAWS = 50
 
 
 @dataclass
@@ -215,7 +228,12 @@ class SyntheticPhantomGenerator:
         self.lesion_size = cfg.get("lesion_size", DEFAULTS["lesion_size"])
         self.contrast = cfg.get("contrast", DEFAULTS["contrast"])
         self.noise = float(cfg.get("noise", DEFAULTS["noise"]))
-        self.backgrounds = _list_backgrounds(cfg["backgrounds"]) if cfg.get("backgrounds") else None
+        self.backgrounds = list_backgrounds(cfg["backgrounds"]) if cfg.get("backgrounds") else None
+        self.background_detector = bool(cfg.get("background_detector", DEFAULTS["background_detector"]))
+        if self.backgrounds is not None:
+            self.background_of = assign_backgrounds(
+                len(labels), len(self.backgrounds), derive_seed(self.seed, name, "backgrounds")
+            )
 
     # -----------------------------------------------------------------------------------------
     def generate(self, index: int, label: int | None = None) -> Phantom:
@@ -225,11 +243,10 @@ class SyntheticPhantomGenerator:
         with the other label is the same radiograph except for the lesion (and the device's path,
         which must avoid the lesion).
         """
+        if self.backgrounds is not None:
+            return self._generate_on_background(index, label)
         S = self.S
-
-        def stream(*keys):
-            return np.random.default_rng(derive_seed(self.seed, self.name, index, *keys))
-
+        stream = self._streams(index)
         rng = stream()
         px = S / 128.0  # pixel scale: widths and blurs are defined at 128 px
         an = _Anatomy(rng, S)
@@ -239,21 +256,14 @@ class SyntheticPhantomGenerator:
         label = int(self.labels[index]) if label is None else int(label)
 
         vessels = self._vessels(rng, an, lung_soft, px)
-        if self.backgrounds is not None:
-            base = self._background(index)
-            vessels = np.zeros_like(vessels)  # a real image has its own markings
-        else:
-            base = self._anatomy_image(rng, an, lung_soft, px)
+        base = self._anatomy_image(rng, an, lung_soft, px)
 
         lesion = np.zeros((S, S), bool)
         boxes = np.zeros((0, 4), np.float32)
         info = {}
         img = base.copy()
         if label:
-            rng = stream("lesion")
-            c = rng.uniform(*self.contrast)
-            size = rng.uniform(*self.lesion_size)
-            info.update(contrast=c, size=size)
+            rng, c, size = self._lesion_draw(stream, info)
             if self.task == "segmentation":
                 img, vessels, lesion, extra = self._pneumothorax(rng, an, parts, img, vessels, c, size, px)
                 info.update(extra)
@@ -271,8 +281,26 @@ class SyntheticPhantomGenerator:
         if conf:
             img, device = self._device(stream("device"), an, img, mask | lesion, px)
 
-        # detector: slight blur (MTF), global exposure, noise
-        rng = stream("detector")
+        img = self._detector(stream("detector"), img, px)
+        return Phantom(img, mask, boxes, lungs, lesion, device, label, conf, vessels, info)
+
+    def _lesion_draw(self, stream, info):
+        """The lesion's random stream and its first draws: contrast and size (recorded in ``info``)."""
+        rng = stream("lesion")
+        c = rng.uniform(*self.contrast)
+        size = rng.uniform(*self.lesion_size)
+        info.update(contrast=c, size=size)
+        return rng, c, size
+
+    def _streams(self, index):
+        def stream(*keys):
+            return np.random.default_rng(derive_seed(self.seed, self.name, index, *keys))
+
+        return stream
+
+    def _detector(self, rng, img, px):
+        """Detector model: slight blur (MTF), global exposure (gamma), signal-dependent noise."""
+        S = img.shape[0]
         img = ndi.gaussian_filter(img, 0.5 * px)
         gamma = rng.uniform(0.9, 1.1)
         img = np.clip(img, 0, 1) ** gamma
@@ -280,8 +308,7 @@ class SyntheticPhantomGenerator:
             n = rng.standard_normal((S, S))
             n = 0.75 * n + 0.25 * ndi.gaussian_filter(n, 1.5 * px) * 4.0
             img = img + self.noise * n * (0.6 + 0.8 * np.sqrt(np.clip(img, 0, 1)))
-        img = np.clip(img, 0.0, 1.0)
-        return Phantom(img, mask, boxes, lungs, lesion, device, label, conf, vessels, info)
+        return np.clip(img, 0.0, 1.0)
 
     # -----------------------------------------------------------------------------------------
     def _anatomy_image(self, rng, an: _Anatomy, lung_soft, px):
@@ -399,9 +426,6 @@ class SyntheticPhantomGenerator:
         # no lung markings beyond the visceral pleura; the air space is more lucent
         vessels = vessels * (1 - soft)
         img = img - c * LUNG_DELTA * 0.8 * soft
-        if self.backgrounds is not None:  # a real image's markings: replace texture by a smooth fill
-            smooth = ndi.gaussian_filter(img, 3 * px)
-            img = img * (1 - soft) + smooth * soft
         # visceral pleural line: thin bright line along the crescent's inner border, fading at its tips
         w = 0.55 * px
         inside_margin = fld & (depth > 1.0)
@@ -419,8 +443,7 @@ class SyntheticPhantomGenerator:
         k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
         dist_in = ndi.distance_transform_edt(lungs)
         yy, xx = np.mgrid[0:S, 0:S]
-        total = np.zeros((S, S))
-        boxes, lesion = [], np.zeros((S, S), bool)
+        patches = []
         for j in range(k):
             diam = size * S * (1.0 if j == 0 else rng.uniform(0.6, 1.0))
             r = diam / 2
@@ -429,36 +452,11 @@ class SyntheticPhantomGenerator:
                 ok = np.flatnonzero(lungs.ravel())
             ci = ok[rng.integers(len(ok))]
             cy, cx = divmod(int(ci), S)
-            ang = rng.uniform(0, np.pi)
-            rx, ry = r * rng.uniform(0.75, 1.2), r * rng.uniform(0.75, 1.2)
-            u = ((xx - cx) * np.cos(ang) + (yy - cy) * np.sin(ang)) / rx
-            v = (-(xx - cx) * np.sin(ang) + (yy - cy) * np.cos(ang)) / ry
-            env = np.exp(-((u**2 + v**2) ** 2))
-            # heterogeneous: coarse patches + fine acinar nodularity (std-normalized noise at two scales)
-            white = rng.standard_normal((S, S))
-            tex = 0.0
-            for sigma, weight in ((max(r / 4, 1.0), 0.7), (1.0 * px, 0.4)):
-                t = ndi.gaussian_filter(white, sigma)
-                tex = tex + weight * (t - t.mean()) / (t.std() + 1e-12)
-            patchy = env * np.clip(0.75 + 0.35 * tex, 0, None)
-            opac = patchy * lung_soft
-            if opac.max() <= 0:
-                continue
-            opac = opac / opac.max()
-            sup = (opac > 0.15) & lungs
-            if not sup.any():
-                continue
-            rr, cc = np.nonzero(sup)
-            x0, x1, y0, y1 = cc.min(), cc.max() + 1, rr.min(), rr.max() + 1
-            boxes.append([x0, y0, x1 - x0, y1 - y0])
-            lesion |= sup
-            total = np.maximum(total, opac)
-        if not boxes:  # every patch vanished (cannot happen with a lung field): mark its centre
-            boxes.append([cx - 1, cy - 1, 3, 3])
-            lesion[cy - 1 : cy + 2, cx - 1 : cx + 2] = True
-            lesion &= lungs
+            u, v = _ellipse(rng, xx - cx, yy - cy, r)
+            patches.append(_patch(_patchy(rng, u, v, r, px) * lung_soft, lungs))
+        total, lesion, boxes = _union(patches, lungs, (cx, cy))
         img = img + c * LUNG_DELTA * 3.0 * total
-        return img, total, lesion, np.asarray(boxes, np.float32).reshape(-1, 4)
+        return img, total, lesion, boxes
 
     # -----------------------------------------------------------------------------------------
     def _device(self, rng, an, img, avoid, px):
@@ -491,53 +489,221 @@ class SyntheticPhantomGenerator:
         return img + 0.5 * _smooth(disc, 0.5 * px), disc
 
     # -----------------------------------------------------------------------------------------
-    def _background(self, index: int) -> np.ndarray:
-        files = self.backgrounds
-        path = files[derive_seed(self.seed, self.name, "background", index) % len(files)]
-        return _read_background(str(path), self.S)
+    # semi-synthetic mode: lesions drawn into real radiographs
+
+    def background_file(self, index: int) -> Path:
+        """The background radiograph of image ``index`` (see :func:`.backgrounds.assign_backgrounds`)."""
+        return self.backgrounds[int(self.background_of[index])]
+
+    def _generate_on_background(self, index: int, label: int | None) -> Phantom:
+        """Image ``index`` on its real background: the lesion inside the background's own lung field.
+
+        The background is used as read (no blur, exposure change or noise unless
+        ``background_detector``); ``contrast`` is a fraction of the background's own
+        lung-to-soft-tissue difference (:attr:`.backgrounds.LungField.delta`).
+        """
+        S = self.S
+        stream = self._streams(index)
+        px = S / 128.0
+        path = self.background_file(index)
+        base = read_background(str(path), S)
+        lf = _lung_field(str(path), S)
+        markings = lung_markings(base, S / 256.0) * lf.field
+        label = int(self.labels[index]) if label is None else int(label)
+        img = np.array(base, np.float64)
+        lesion, mask = np.zeros((S, S), bool), np.zeros((S, S), bool)
+        boxes = np.zeros((0, 4), np.float32)
+        info = {"background": path.name, "draws": 0, "rejected": 0}
+        if label:
+            rng, c, size = self._lesion_draw(stream, info)
+            if self.task == "segmentation":
+                img, markings, lesion, extra = _pneumothorax_on(rng, lf, img, markings, c, size, px, path)
+                mask = lesion.copy()
+            else:
+                img, markings, lesion, boxes, extra = _pneumonia_on(rng, lf, img, markings, c, size, px, path)
+                mask = box_mask(boxes, S).astype(bool)
+            info.update(extra)
+        device = np.zeros((S, S), bool)
+        conf = bool(self.confounder[index])
+        if conf:  # the device's path follows a template body outline (no estimate of the real one)
+            img, device = self._device(stream("device"), _Anatomy(stream(), S), img, mask | lesion, px)
+        if self.background_detector:
+            img = self._detector(stream("detector"), img, px)
+        img = np.clip(img, 0.0, 1.0)
+        return Phantom(img, mask, boxes, lf.field, lesion, device, label, conf, markings, info)
 
 
-def _list_backgrounds(folder) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"backgrounds: {folder} is not a folder of radiographs")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise InputError(f"backgrounds: {folder} has no PNG/JPEG/DICOM files")
-    return files
+def _ellipse(rng, dx, dy, r):
+    """Coordinates (u, v) of a randomly oriented ellipse of radii ``r`` x [0.75, 1.2] (u^2 + v^2 < 1 inside)."""
+    ang = rng.uniform(0, np.pi)
+    rx, ry = r * rng.uniform(0.75, 1.2), r * rng.uniform(0.75, 1.2)
+    u = (dx * np.cos(ang) + dy * np.sin(ang)) / rx
+    v = (-dx * np.sin(ang) + dy * np.cos(ang)) / ry
+    return u, v
+
+
+def _union(patches, lungs, centre):
+    """(opacity: the maximum of the patches, lesion: the union of their supports, boxes float32 k x 4)
+    of the non-empty patches; if every patch vanished (cannot happen with a lung field), the last
+    centre's 3 x 3 pixels in the lungs and their box."""
+    S = lungs.shape[0]
+    total, lesion, boxes = np.zeros((S, S)), np.zeros((S, S), bool), []
+    for opac, sup, box in (p for p in patches if p is not None):
+        boxes.append(box)
+        lesion |= sup
+        total = np.maximum(total, opac)
+    if not boxes:
+        cx, cy = centre
+        boxes.append([cx - 1, cy - 1, 3, 3])
+        lesion[cy - 1 : cy + 2, cx - 1 : cx + 2] = True
+        lesion &= lungs
+    return total, lesion, np.asarray(boxes, np.float32).reshape(-1, 4)
+
+
+def _patchy(rng, u, v, r, px):
+    """A pneumonia patch: envelope ``exp(-rho^4)`` on the ellipse coordinates ``u, v``, made
+    heterogeneous by coarse patches and fine acinar nodularity (std-normalized noise at two scales)."""
+    env = np.exp(-((u**2 + v**2) ** 2))
+    white = rng.standard_normal(u.shape)
+    tex = 0.0
+    for sigma, weight in ((max(r / 4, 1.0), 0.7), (1.0 * px, 0.4)):
+        t = ndi.gaussian_filter(white, sigma)
+        tex = tex + weight * (t - t.mean()) / (t.std() + 1e-12)
+    return env * np.clip(0.75 + 0.35 * tex, 0, None)
+
+
+def _patch(opac, lungs):
+    """(opacity scaled to peak 1, its support: above 15 % of the peak and in the lungs, its box
+    x, y, w, h), or None when nothing is left."""
+    if opac.max() <= 0:
+        return None
+    opac = opac / opac.max()
+    sup = (opac > 0.15) & lungs
+    if not sup.any():
+        return None
+    rr, cc = np.nonzero(sup)
+    return opac, sup, [cc.min(), rr.min(), cc.max() + 1 - cc.min(), rr.max() + 1 - rr.min()]
 
 
 @functools.lru_cache(maxsize=64)
-def _read_background(path: str, size: int) -> np.ndarray:
-    """A real radiograph as float (size, size) in [0, 1].
+def _lung_field(path: str, size: int):
+    return estimate_lung_field(read_background(path, size), path)
 
-    Read with :func:`saliency_audit.data.dicom.read_image` (DICOM grayscale pipeline: rescale,
-    VOI LUT/window, MONOCHROME1 inverted; PNG/JPEG through Pillow), then resized with anti-aliasing.
+
+def _costal_border(fld: np.ndarray, side: int, px: float):
+    """(costal, other) border pixels of one lung field: costal where the outward normal points
+    laterally (``side``: +1 image right, -1 image left) or upwards (apex), other: mediastinal and
+    diaphragmatic borders."""
+    border = fld & ~ndi.binary_erosion(fld, border_value=0)
+    gy, gx = np.gradient(_smooth(fld, 1.5 * px))
+    norm = np.hypot(gx, gy) + 1e-12
+    nx, ny = -gx / norm, -gy / norm  # outward normal (rows grow downwards)
+    costal = border & ((side * nx > 0.2) | (ny < -0.5))
+    return costal, border & ~costal
+
+
+def _pneumothorax_on(rng, lf, img, markings, c, size, px, path):
+    """Pneumothorax on a real radiograph: a crescent of pleural air along the costal pleura.
+
+    Placement: lung (either side), apical or lateral site, point ``p0`` on the lung field's costal
+    border, extent ``size * S``, depth 0.28-0.42 of the extent. A draw is rejected and re-drawn
+    when the crescent leaves the estimated lung field, runs into its mediastinal or diaphragmatic
+    border (> 10 % of its pixels), or is smaller than 40 % of a crescent of that extent and depth
+    along a straight pleura (the lung is too small there).
+
+    Rendering, so that the anatomy stays: inside the crescent the lung-marking layer
+    (:func:`.backgrounds.lung_markings`, fine bright lines) is removed and a smooth offset of
+    ``0.8 c delta`` darkens the air space; ribs and clavicles, wider than the top-hat's disk, keep
+    their edges. A thin bright visceral pleural line bounds the crescent, and the lung next to it
+    is slightly denser (as in the phantom).
     """
-    from skimage.transform import resize
+    S = img.shape[0]
+    yy, xx = np.mgrid[0:S, 0:S]
+    borders = [_costal_border(fld, side, px) for fld, side in zip(lf.lungs, (-1, 1))]
+    dists = [ndi.distance_transform_edt(~costal) for costal, _ in borders]
+    rejected = 0
+    for _ in range(MAX_DRAWS):
+        li = int(rng.integers(2))
+        side, fld = (-1, 1)[li], lf.lungs[li]
+        (costal, other), dist = borders[li], dists[li]
+        where = "apex" if rng.uniform() < 0.4 else "lateral"
+        pos = rng.uniform(0.0, 0.5) if where == "apex" else rng.uniform(0.22, 0.62)
+        depth_frac = rng.uniform(0.28, 0.42)
+        rows, cols = np.nonzero(fld)
+        if where == "apex":  # the costal pleura a little lateral of the lung's top
+            col = round(0.5 * (cols.min() + cols.max()) + side * pos * 0.5 * np.ptp(cols))
+            col = int(np.clip(col, cols.min(), cols.max()))
+            p0 = np.array([col, rows[cols == col].min()], float)
+        else:
+            row = int(rows.min() + pos * np.ptp(rows))
+            rc = cols[rows == row]
+            p0 = np.array([rc.max() if side > 0 else rc.min(), row], float)
+        R, D = size * S / 2, depth_frac * size * S
+        depth = D * np.clip(1 - ((xx - p0[0]) ** 2 + (yy - p0[1]) ** 2) / R**2, 0, None) ** 0.7
+        crescent = fld & (ndi.gaussian_filter(dist - depth, 0.5 * px) < 0)
+        n = crescent.sum()
+        touching = (crescent & ndi.binary_dilation(other)).sum()
+        if n >= 0.4 * 1.58 * D * R and touching <= 0.1 * n and not (crescent & ~lf.field).any():
+            break
+        rejected += 1
+    else:
+        raise InputError(
+            f"{path}: no pneumothorax placement inside the estimated lung field after {MAX_DRAWS} draws "
+            f"(lesion extent {size:.2f} of the image side); use smaller lesion_size or another background"
+        )
+    delta = lf.delta
+    soft = _smooth(crescent, 0.6 * px)
+    img = img - markings * soft - c * delta * 0.8 * soft
+    markings = markings * (1 - soft)
+    line = np.exp(-(((dist - depth - 0.5) / (0.55 * px)) ** 2)) * (fld & (depth > 1.0))
+    line = line * np.clip(depth / (0.3 * D + 1e-9), 0, 1)
+    img = img + c * delta * 2.0 * line
+    img = img + c * delta * 0.12 * _smooth(fld & ~crescent & (dist < depth + 3 * px) & (depth > 0), 1.5 * px)
+    mask = crescent | (fld & (line > 0.5))
+    extra = {"where": where, "lung": li, "p0": p0.tolist(), "draws": rejected + 1, "rejected": rejected}
+    return img, markings, mask, extra
 
-    try:
-        from .dicom import read_image
-    except ImportError:  # pragma: no cover - the DICOM reader ships with the package
-        read_image = _read_raster
-    arr = np.asarray(read_image(path), np.float64)
-    if arr.ndim != 2:
-        raise InputError(f"{path}: expected a grayscale image, got shape {arr.shape}")
-    return np.clip(resize(arr, (size, size), order=1, anti_aliasing=True), 0.0, 1.0)
 
+def _pneumonia_on(rng, lf, img, markings, c, size, px, path):
+    """Pneumonia on a real radiograph: 1-3 soft patches of airspace opacity inside the lung field.
 
-def _read_raster(path) -> np.ndarray:
-    from PIL import Image
-
-    p = Path(path)
-    if p.suffix.lower() in (".dcm", ".dicom"):
-        raise InputError(f"{p}: DICOM backgrounds need saliency_audit.data.dicom")
-    try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("L"), np.float64) / 255.0
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read background image ({exc})") from exc
-
+    Placement: each patch's centre is drawn uniformly over the estimated lung field; a draw is
+    rejected and re-drawn when less than 75 % of the patch's ellipse lies inside the field. The
+    opacity (the phantom's heterogeneous envelope, ``exp(-rho^4)``, times a soft lung weight) raises
+    the local background level ``L`` (Gaussian, sigma 4 px at 128) towards the surrounding soft
+    tissue ``T`` (:class:`.backgrounds.LungField`): ``+ min(3 c, 1) * opacity * max(T - L, 0)``, so
+    the low-frequency density never exceeds the soft tissue around the lungs; ribs stay visible
+    through it, and the lung markings fade with the opacity as in the phantom.
+    """
+    S = img.shape[0]
+    yy, xx = np.mgrid[0:S, 0:S]
+    fieldmask = lf.field
+    lung_w = _smooth(fieldmask, 1.0 * px)
+    room = np.clip(lf.tissue_level - ndi.gaussian_filter(img, 4 * px), 0, None)
+    candidates = np.flatnonzero(fieldmask.ravel())
+    k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
+    patches, draws, rejected = [], 0, 0
+    for j in range(k):
+        r = size * S * (1.0 if j == 0 else rng.uniform(0.6, 1.0)) / 2
+        for _ in range(MAX_DRAWS):
+            draws += 1
+            cy, cx = divmod(int(candidates[rng.integers(len(candidates))]), S)
+            u, v = _ellipse(rng, xx - cx, yy - cy, r)
+            ellipse = u**2 + v**2 < 1
+            if (ellipse & fieldmask).sum() >= 0.75 * ellipse.sum():
+                break
+            rejected += 1
+        else:
+            raise InputError(
+                f"{path}: no pneumonia placement inside the estimated lung field after {MAX_DRAWS} draws "
+                f"(patch diameter {2 * r / S:.2f} of the image side); use smaller lesion_size or another background"
+            )
+        patches.append(_patch(_patchy(rng, u, v, r, px) * lung_w, fieldmask))
+    total, lesion, boxes = _union(patches, fieldmask, (cx, cy))
+    hide = np.clip(2.5 * c, 0, 1) * total
+    img = img + min(3.0 * c, 1.0) * total * room - hide * markings
+    extra = {"draws": draws, "rejected": rejected}
+    return img, markings * (1 - hide), lesion, boxes, extra
 
 # ---------------------------------------------------------------------------------------------
 
@@ -567,6 +733,7 @@ class SyntheticSource(Source):
             derive_seed(self.seed, name, "confounder"),
         )
         self.generator = SyntheticPhantomGenerator(name, cfg, self.seed, self.size, self.labels, self.confounded)
+        self.placements = {"lesions": 0, "draws": 0, "rejected": 0}
 
     def image_id(self, index: int) -> str:
         return f"syn-{index:05d}"
@@ -581,8 +748,10 @@ class SyntheticSource(Source):
         return i
 
     def records(self) -> pd.DataFrame:
+        """One row per image; with ``backgrounds`` also ``background``, the file name each image is
+        drawn on (the manifest keeps every file's images in one split)."""
         idx = np.arange(self.n)
-        return pd.DataFrame(
+        rec = pd.DataFrame(
             {
                 "image_id": [self.image_id(i) for i in idx],
                 "label": self.labels.astype(int),
@@ -591,10 +760,29 @@ class SyntheticSource(Source):
                 "confounder": self.confounded,
             }
         )
+        if self.generator.backgrounds is not None:
+            rec["background"] = [self.generator.background_file(i).name for i in idx]
+        return rec
 
     def phantom(self, image_id: str) -> Phantom:
         """The full phantom (with lung field, lesion and device masks) of one image."""
-        return self.generator.generate(self.index(image_id))
+        ph = self.generator.generate(self.index(image_id))
+        if ph.label and self.generator.backgrounds is not None:
+            self.placements["lesions"] += 1
+            self.placements["draws"] += ph.info["draws"]
+            self.placements["rejected"] += ph.info["rejected"]
+            log.debug("%s: background %s, %d draws rejected", image_id, ph.info["background"], ph.info["rejected"])
+        return ph
+
+    def summary(self) -> str | None:
+        """Lesion placement on real backgrounds so far: draws rejected outside the lung field."""
+        p = self.placements
+        if self.generator.backgrounds is None or not p["draws"]:
+            return None
+        return (
+            f"{self.name}: {p['lesions']} lesions placed on real backgrounds; {p['rejected']} of {p['draws']} "
+            f"placement draws rejected ({p['rejected'] / p['draws']:.1%}) for leaving the estimated lung field"
+        )
 
     def load(self, image_id: str) -> Sample:
         ph = self.phantom(image_id)
