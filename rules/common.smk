@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
 from saliency_audit import paper, plan  # noqa: E402
 from saliency_audit.resources import tf_job_threads  # noqa: E402
+from saliency_audit.saliency.registry import resolve_params  # noqa: E402
 from saliency_audit.byom import expand_datasets  # noqa: E402
 from saliency_audit.config import (  # noqa: E402
     check_config,
@@ -27,7 +28,8 @@ from saliency_audit.config import (  # noqa: E402
 check_dataset_names(config)
 # nested --config values arrive as strings: type them as the schema (and method registry) say
 coerce_cli_strings(
-    config, yaml.safe_load((Path(workflow.basedir) / "schemas/config.schema.yaml").read_text())
+    config,
+    yaml.safe_load((Path(workflow.basedir) / "schemas/config.schema.yaml").read_text()),
 )
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
@@ -321,6 +323,18 @@ def report_targets(dataset):
 
 
 # --- input functions and targets of rules/saliency.smk ----------------------------------------------------
+
+
+def xrai_regions_file(wildcards):
+    """The test shard's XRAI regions (segmented once per image) for a maps job computing XRAI
+    with algorithm `full` (`fast` is PAIR's own code, which segments by itself)."""
+    methods = [wildcards.method] if hasattr(wildcards, "method") else SALIENCY_METHODS
+    xrai = (config["saliency"]["params"] or {}).get("XRAI")
+    if "XRAI" not in methods or resolve_params("XRAI", xrai)["algorithm"] != "full":
+        return []
+    return (
+        f"{RESULTS}/{wildcards.dataset}/maps/xrai_segments/test_{wildcards.shard}.npz"
+    )
 
 
 def saliency_targets(dataset):
