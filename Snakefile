@@ -20,6 +20,7 @@ include: "rules/models.smk"
 include: "rules/saliency.smk"
 include: "rules/criteria.smk"
 include: "rules/report.smk"
+include: "rules/targets.smk"
 
 
 rule all:

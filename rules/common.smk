@@ -129,7 +129,8 @@ def byom_targets(dataset):
 
 
 def byom_map_files(wildcards):
-    """The index's map files for the images of this test shard (missing ones: error in the job)."""
+    """The index's existing map files for the images of this test shard: a missing one stops the
+    job with an error naming the index CSV row (Snakemake's MissingInputException names no row)."""
     m = manifest(wildcards.dataset)
     m = m[(m["split"] == "test") & (m["shard"] == int(wildcards.shard))]
     if config["saliency"]["images"] != "all":
@@ -141,7 +142,7 @@ def byom_map_files(wildcards):
         & (rows["method_id"] == wildcards.method)
         & rows["image_id"].isin(set(m["image_id"]))
     ]
-    return sorted(set(sel["path"]))
+    return sorted(p for p in set(sel["path"]) if os.path.exists(p))
 
 
 # --- input functions and targets of rules/criteria.smk ----------------------------------------------------
@@ -310,7 +311,9 @@ def report_targets(dataset):
         targets += [f"{out}/stats/contrasts.csv", f"{out}/stats/models.csv"]
     figs = []
     if "utility" in active:
+        left_out = report_examples.left_out_figures(config, dataset)  # no localizer
         figs += ["fig2_utility", "fig2_examples", "figS4_pr_curve"]
+        figs = [f for f in figs if f not in left_out]
     if "randomization" in active:
         figs += ["fig3a_randomization", "fig3b_randomization_example"]
     if "repeatability" in active or "reproducibility" in active:

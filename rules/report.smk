@@ -1,7 +1,8 @@
 # Report stage: statistics (R: lme4/lmerTest/multcomp through rpy2), Table 2 / S1 / S2, the
 # paper's figures, and the provenance of the run (software versions, the config used). Outputs
 # meant for people are report(...) items: `snakemake --report results/report.html` gathers them.
-# Tables read the statistics' CSV; only the `stats` rule needs R (skipped when stats.enabled is false).
+# Tables read the statistics' CSV; only the `fit_stats` rule needs R (skipped when stats.enabled is false).
+# (The rule is not called `stats`: that is the stage target of rules/targets.smk, `snakemake stats`.)
 
 from saliency_audit.report import examples as report_examples  # noqa: E402
 from saliency_audit.stats import run as report_run  # noqa: E402
@@ -10,7 +11,7 @@ STATS_ON = bool(config["stats"]["enabled"])
 REPORT_CODE = plan.package_hash("stats") + "-" + plan.package_hash("report")
 
 
-rule stats:
+rule fit_stats:
     input:
         unpack(score_inputs),
     output:
@@ -159,6 +160,7 @@ rule figure_utility:
         runtime=15,
     params:
         settings=report_settings,
+        left_out=lambda wc: report_examples.left_out_figures(config, wc.dataset),  # caption
         code=REPORT_CODE,
     script:
         "../workflow_scripts/figures.py"

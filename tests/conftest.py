@@ -28,6 +28,7 @@ PARALLEL_TF = [*TF_THREADS, "--resources", "gpu=2"]
 R_DEPENDENT = {
     "test_pipeline.py::test_every_stage_produced_its_tables": "Table 2 verdicts come from the statistics",
     "test_kill_drill.py::test_killed_runs_resume_to_identical_results": "one kill point is the statistics rule",
+    "test_stats.py::test_missing_r_package_clear_message": "asks a running R for a missing R package",
 }
 
 

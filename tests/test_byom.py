@@ -426,3 +426,31 @@ def test_boxes_from_a_folder_source_with_tiff_maps_and_a_retinanet_localizer(tmp
         prec, rec, _ = precision_recall_curve(mask.ravel(), norm[i].ravel())
         got = util.query("method == 'gradcam' and metric == 'auprc' and image_id == @iid")["value"].iloc[0]
         assert got == pytest.approx(auc(rec, prec), abs=1e-9)
+
+
+def test_missing_map_files_name_the_index_row_needed_or_not(tmp_path, caplog):
+    """A missing map of an image that needs one stops the import naming the CSV row; one of an image
+    without a finding (not needed) is a warning naming its row."""
+    import logging
+
+    config, _ = make_byom(tmp_path)
+    df = pd.read_csv(tmp_path / "index.csv", dtype=str, keep_default_na=False)
+    ds = config["datasets"]["cxl"]
+    m = build_manifest("cxl", config)
+    shard = build_shard("cxl", config, m, "test", 0)
+    io.write_npz(tmp_path / "test_000.npz", **shard)
+    m.to_csv(tmp_path / "manifest.csv", index=False)
+    is_gradcam_a = (df["model"] == "netA") & (df["state"] == "") & (df["method"] == "gradcam")
+    unneeded = df.index[is_gradcam_a & (df["image_id"] == IDS[2])][0]  # image 2 has no finding
+    needed = df.index[is_gradcam_a & (df["image_id"] == IDS[1])][0]
+    (tmp_path / df.loc[unneeded, "path"]).unlink()
+    caplog.set_level(logging.WARNING, logger="saliency_audit")
+    args = ("cxl", ds, tmp_path / "manifest.csv", tmp_path / "test_000.npz", "inceptionv3_1", "original", "gradcam")
+    out = importer.import_maps_file(*args)
+    assert list(out["ids"]) == [IDS[0], IDS[1], IDS[3]]
+    msg = f"index.csv (model netA, state original, method gradcam): row {unneeded + 2}: image {IDS[2]}: map file"
+    assert msg in caplog.text and "not found (not needed" in caplog.text
+    (tmp_path / df.loc[needed, "path"]).unlink()
+    with pytest.raises(InputError, match=rf"index.csv \(model netA, state original, method gradcam\): row {needed + 2}: "
+                       rf"image {IDS[1]}: map file .* not found"):
+        importer.import_maps_file(*args)

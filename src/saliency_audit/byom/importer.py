@@ -135,6 +135,26 @@ def check_index_ids(rows: pd.DataFrame, dataset_ids, index_csv) -> None:
         )
 
 
+def warn_unneeded_missing(rows: pd.DataFrame, unneeded_ids, images: str, what: str) -> list[str]:
+    """Warn, naming the index row, about each missing map file of an image that gets no map.
+
+    Needed maps that are missing stop the job (:func:`load_map`, naming the row); a row of an
+    image without a finding (``saliency.images: with_finding``) is not read, but its missing file
+    still says which row, so a broken index is seen whole. Returns the messages.
+    """
+    out = []
+    for image_id, path, line in rows.loc[rows["image_id"].isin(unneeded_ids), ["image_id", "path", "_line"]].itertuples(
+        index=False
+    ):
+        if not Path(path).is_file():
+            out.append(
+                f"{what}: row {line}: image {image_id}: map file {path} not found (not needed: the image "
+                f"gets no map with saliency.images = {images})"
+            )
+            log.warning("%s", out[-1])
+    return out
+
+
 def import_shard_maps(rows: pd.DataFrame, shard: dict, images: str, interpolation: str, rescale: str,
                       method: str, what: str = "maps index") -> dict:
     """The ``ids`` and ``maps`` of one maps file: one model, state and method, one test shard.
@@ -156,6 +176,7 @@ def import_shard_maps(rows: pd.DataFrame, shard: dict, images: str, interpolatio
             f"{what}: {len(missing)} test image(s) have no {method} map, e.g. {missing[:3]}; "
             f"saliency.images = {images} needs a map for each"
         )
+    warn_unneeded_missing(rows, set(ids) - set(ids[sel]), images, what)
     scale = needs_rescale(method, rescale)
     out = np.zeros((len(sel), size, size), np.float32)
     for k, i in enumerate(ids[sel]):

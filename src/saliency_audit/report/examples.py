@@ -11,9 +11,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import io
+from .. import io, plan
 from ..errors import InputError
 from ..metrics.criteria import AVG_MAP, MAPS, SHARD  # the path templates of docs/architecture.md
+
+#: Figures that show the first localizer's maps (Fig 2c/d column, Fig S4 curve).
+LOCALIZER_FIGURES = ("fig2_examples", "figS4_pr_curve")
+
+
+def left_out_figures(config: dict, dataset: str) -> dict[str, str]:
+    """Figures of :data:`LOCALIZER_FIGURES` left out for ``dataset``, with the reason (a line of the
+    report): a dataset without a first localizer (a bring-your-own-maps index with no
+    ``maps.models.localizer`` maps) has no ``PRED`` maps to show next to the saliency maps."""
+    loc = f"{plan.localizer(config['datasets'][dataset])}_1"
+    if loc in plan.model_ids(config, dataset):
+        return {}
+    why = (
+        f"left out: dataset {dataset} has no localizer maps ({loc}; for bring-your-own maps, "
+        f"datasets.{dataset}.maps.models.localizer), and this figure shows them next to the saliency maps"
+    )
+    return {f: why for f in LOCALIZER_FIGURES}
 
 
 def overlay_files(s: dict, dataset: str, shard: str, results="results", methods=None) -> dict:
