@@ -27,3 +27,12 @@ rule all:
     default_target: True
     input:
         ALL_TARGETS,
+
+
+# the end of a run prints the time each stage took (from the benchmark files this run wrote)
+onsuccess:
+    print_stage_times()
+
+
+onerror:
+    print_stage_times()

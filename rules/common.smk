@@ -4,6 +4,7 @@
 import functools
 import os
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # conda envs install this package from here (envs/*.post-deploy.sh)
 os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
 from saliency_audit import paper, plan  # noqa: E402
+from saliency_audit.progress import format_stage_times, stage_times  # noqa: E402
 from saliency_audit.resources import tf_job_threads  # noqa: E402
 from saliency_audit.saliency.registry import resolve_params  # noqa: E402
 from saliency_audit.byom import expand_datasets  # noqa: E402
@@ -39,6 +41,13 @@ expand_datasets(
 
 DATASETS = list(config["datasets"])
 RESULTS = "results"
+
+RUN_STARTED = time.time()  # benchmark files written after this are this run's
+
+
+def print_stage_times():
+    """Time per stage of this run (Snakefile onsuccess/onerror), from the benchmark files."""
+    print(format_stage_times(stage_times("benchmarks/out", since=RUN_STARTED)), file=sys.stderr)
 
 
 wildcard_constraints:

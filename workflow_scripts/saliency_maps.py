@@ -31,6 +31,7 @@ with rule_logging(snakemake) as log:
             target=p.target,
             cam_normalization=p.cam_normalization,
             progress=progress,
+            desc=f"{snakemake.wildcards.model} {snakemake.wildcards.state} test_{snakemake.wildcards.shard}",
         )
     else:
         maps = {m: np.zeros((0,) + shard["images"].shape[1:], np.float32) for m in p.methods}

@@ -15,7 +15,7 @@ import numpy as np
 
 from .base import engine_for, find_gradcam_layer
 from .jobs import noise_seed  # noqa: F401  (the one noise-seed function; tests import it from here)
-from .registry import get_method, spec
+from .registry import get_method, gradient_count, spec
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def load_model_state(model_path, arch: str, state: str, randomization: dict | No
 
 def shard_maps(model, x: np.ndarray, methods: dict, *, arch: str, seeds: dict, batch_size=None,
                channel_reduction="abs_sum", gradcam_layer=None, target="positive", cam_normalization="minmax",
-               chunk=None, progress=None):
+               chunk=None, progress=None, desc="maps"):
     """Raw maps of every method for the model inputs ``x`` (N, S, S, 3) of one shard.
 
     Parameters
@@ -52,7 +52,12 @@ def shard_maps(model, x: np.ndarray, methods: dict, *, arch: str, seeds: dict, b
     chunk : int or None
         Images per call (bounds memory; the noise does not depend on it). Default: the batch size.
     progress : callable or None
-        ``progress(total=..., desc=...)`` -> a tqdm-like bar.
+        ``progress(total=..., desc=...)`` -> a tqdm-like bar. It counts input-gradient
+        evaluations (:func:`.registry.gradient_count`, at least 1 per image and method), so its
+        rate and time left hold across cheap and costly methods; its postfix names the method and
+        the images done.
+    desc : str
+        The bar's label (the job's model, state and shard).
 
     Returns
     -------
@@ -64,7 +69,8 @@ def shard_maps(model, x: np.ndarray, methods: dict, *, arch: str, seeds: dict, b
     if any(spec(m).kind == "cam" or m == "GGCAM" for m in methods):
         # one compiled function for input and Grad-CAM-layer gradients: a single trace per job
         engine_for(model, batch_size, target).default_layer = find_gradcam_layer(model, arch, gradcam_layer)
-    bar = progress(total=n * len(methods), desc="maps", unit="map") if progress else None
+    cost = {name: max(1, gradient_count(name, params)) for name, params in methods.items()}
+    bar = progress(total=n * sum(cost.values()), desc=desc, unit="grad") if progress else None
     for name, params in methods.items():
         m = get_method(name, params, batch_size=batch_size, channel_reduction=channel_reduction, arch=arch,
                        gradcam_layer=gradcam_layer, seed=seeds.get(name, 0), target=target,
@@ -75,8 +81,8 @@ def shard_maps(model, x: np.ndarray, methods: dict, *, arch: str, seeds: dict, b
             hi = min(lo + step, n)
             parts.append(m.compute(model, x[lo:hi], index=np.arange(lo, hi)))
             if bar is not None:
-                bar.set_postfix_str(name)
-                bar.update(hi - lo)
+                bar.set_postfix_str(f"{name} {hi}/{n} images", refresh=False)
+                bar.update((hi - lo) * cost[name])
         size = x.shape[1:3]
         out[name] = np.concatenate(parts) if parts else np.zeros((0,) + tuple(size), np.float32)
         log.info("%s: %d maps", name, n)
