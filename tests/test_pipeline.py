@@ -115,6 +115,7 @@ def check_table2(res: Path) -> pd.DataFrame:
     return table2
 
 
+@pytest.mark.needs_r
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_table2_rederived_from_contrasts_and_table_s1(tiny_run, dataset):
     table2 = check_table2(Path(tiny_run) / "results" / dataset)
