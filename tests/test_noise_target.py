@@ -235,6 +235,24 @@ def test_predicted_target_equals_positive_on_positives_and_negated_logit_on_nega
                                    rtol=1e-5, atol=1e-7, err_msg=name)
 
 
+def test_predicted_target_reaches_the_methods_beyond_the_paper(model_x):
+    model, x, y = model_x
+    neg, pos = y < 0, y > 0
+    opts = dict(batch_size=4, channel_reduction="sum", gradcam_layer="last_relu")
+    # linear in the explained output: the negated map on images predicted negative
+    for name, params in [("OCC", {"size": 0.25}), ("GIG", {"steps": 4}), ("BLURIG", {"steps": 4})]:
+        p = get_method(name, params, target="positive", **opts).compute(model, x)
+        q = get_method(name, params, target="predicted", **opts).compute(model, x)
+        np.testing.assert_allclose(q[pos], p[pos], rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(q[neg], -p[neg], rtol=1e-4, atol=1e-6, err_msg=name)
+    # not linear (ReLU, softmax over channels, region ranking): equal on positives only
+    for name, params in [("GCAMPP", None), ("SCORECAM", None), ("XRAI", {"steps": 2})]:
+        p = get_method(name, params, target="positive", **opts).compute(model, x)
+        q = get_method(name, params, target="predicted", **opts).compute(model, x)
+        np.testing.assert_allclose(q[pos], p[pos], rtol=1e-4, atol=1e-6, err_msg=name)
+        assert not np.allclose(q[neg], p[neg]), name
+
+
 def test_predicted_target_guided_backprop_and_gradcam_in_one_job(model_x):
     from saliency_audit.saliency.guided import guided_clone
     from saliency_audit.saliency.run import shard_maps
