@@ -12,8 +12,11 @@ import yaml
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-# Jobs inherit the environment: keep TensorFlow's C++ start-up chatter out of the logs.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from saliency_audit.smk import quiet_tensorflow  # noqa: E402
+
+# Jobs inherit the environment: keep TensorFlow's C++ start-up chatter out of their logs (the one
+# place that sets TF_CPP_MIN_LOG_LEVEL; see its docstring).
+quiet_tensorflow()
 # conda envs install this package from here (envs/*.post-deploy.sh)
 os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
 from saliency_audit import paper, plan  # noqa: E402

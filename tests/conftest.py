@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+from saliency_audit.smk import quiet_tensorflow  # noqa: E402  (as rules/common.smk: before TensorFlow)
+
+quiet_tensorflow()
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
