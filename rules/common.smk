@@ -141,8 +141,8 @@ def byom_targets(dataset):
 
 
 def byom_map_files(wildcards):
-    """The index's existing map files for the images of this test shard: a missing one stops the
-    job with an error naming the index CSV row (Snakemake's MissingInputException names no row)."""
+    """The index's existing map files for the images of this test shard: a missing one
+    stops the job naming the index CSV row (MissingInputException would name no row)."""
     m = manifest(wildcards.dataset)
     m = m[(m["split"] == "test") & (m["shard"] == int(wildcards.shard))]
     if config["saliency"]["images"] != "all":
