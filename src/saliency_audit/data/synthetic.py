@@ -69,8 +69,10 @@ DEFAULTS = {
     "noise": 0.02,
     "background_detector": False,
 }
-#: Placement draws per lesion on a real background before the image is given up as unusable.
+#: Placement draws per lesion on a real background before the image is given up as unusable; after
+#: every 10 rejected draws the lesion is shrunk by ``SHRINK`` (a small lung field takes a smaller one).
 MAX_DRAWS = 50
+SHRINK = 0.9
 
 
 @dataclass
@@ -590,15 +592,26 @@ def _lung_field(path: str, size: int):
     return estimate_lung_field(read_background(path, size), path)
 
 
-def _costal_border(fld: np.ndarray, side: int, px: float):
-    """(costal, other) border pixels of one lung field: costal where the outward normal points
-    laterally (``side``: +1 image right, -1 image left) or upwards (apex), other: mediastinal and
-    diaphragmatic borders."""
+def _costal_border(fld: np.ndarray, side: int):
+    """(costal, other) border pixels of one lung field on a frontal view.
+
+    Costal: the lateral-most pixel of each row (``side``: +1 lateral is image right, -1 image left)
+    and the top-most pixel of each column in the upper half of the lung (the apical dome), with
+    their border neighbours; other: the mediastinal and diaphragmatic borders. Notches of an
+    irregular medial border therefore never count as pleura a pneumothorax could start from.
+    """
     border = fld & ~ndi.binary_erosion(fld, border_value=0)
-    gy, gx = np.gradient(_smooth(fld, 1.5 * px))
-    norm = np.hypot(gx, gy) + 1e-12
-    nx, ny = -gx / norm, -gy / norm  # outward normal (rows grow downwards)
-    costal = border & ((side * nx > 0.2) | (ny < -0.5))
+    extreme = np.zeros_like(fld)
+    rows = np.flatnonzero(fld.any(1))
+    for r in rows:
+        c = np.flatnonzero(fld[r])
+        extreme[r, c[-1] if side > 0 else c[0]] = True
+    mid = rows[0] + 0.5 * (rows[-1] - rows[0])
+    for c in np.flatnonzero(fld.any(0)):
+        r = int(np.argmax(fld[:, c]))
+        if r < mid:
+            extreme[r, c] = True
+    costal = border & ndi.binary_dilation(extreme, np.ones((3, 3), bool))
     return costal, border & ~costal
 
 
@@ -609,7 +622,8 @@ def _pneumothorax_on(rng, lf, img, markings, c, size, px, path):
     border, extent ``size * S``, depth 0.28-0.42 of the extent. A draw is rejected and re-drawn
     when the crescent leaves the estimated lung field, runs into its mediastinal or diaphragmatic
     border (> 10 % of its pixels), or is smaller than 40 % of a crescent of that extent and depth
-    along a straight pleura (the lung is too small there).
+    along a straight pleura (the lung is too small there). After every 10 rejections the extent is
+    shrunk by ``SHRINK``; after ``MAX_DRAWS`` the background is reported as unusable.
 
     Rendering, so that the anatomy stays: inside the crescent the lung-marking layer
     (:func:`.backgrounds.lung_markings`, fine bright lines) is removed and a smooth offset of
@@ -619,10 +633,10 @@ def _pneumothorax_on(rng, lf, img, markings, c, size, px, path):
     """
     S = img.shape[0]
     yy, xx = np.mgrid[0:S, 0:S]
-    borders = [_costal_border(fld, side, px) for fld, side in zip(lf.lungs, (-1, 1))]
+    borders = [_costal_border(fld, side) for fld, side in zip(lf.lungs, (-1, 1))]
     dists = [ndi.distance_transform_edt(~costal) for costal, _ in borders]
     rejected = 0
-    for _ in range(MAX_DRAWS):
+    for attempt in range(MAX_DRAWS):
         li = int(rng.integers(2))
         side, fld = (-1, 1)[li], lf.lungs[li]
         (costal, other), dist = borders[li], dists[li]
@@ -638,7 +652,8 @@ def _pneumothorax_on(rng, lf, img, markings, c, size, px, path):
             row = int(rows.min() + pos * np.ptp(rows))
             rc = cols[rows == row]
             p0 = np.array([rc.max() if side > 0 else rc.min(), row], float)
-        R, D = size * S / 2, depth_frac * size * S
+        extent = size * S * SHRINK ** (attempt // 10)
+        R, D = extent / 2, depth_frac * extent
         depth = D * np.clip(1 - ((xx - p0[0]) ** 2 + (yy - p0[1]) ** 2) / R**2, 0, None) ** 0.7
         crescent = fld & (ndi.gaussian_filter(dist - depth, 0.5 * px) < 0)
         n = crescent.sum()
@@ -667,8 +682,10 @@ def _pneumothorax_on(rng, lf, img, markings, c, size, px, path):
 def _pneumonia_on(rng, lf, img, markings, c, size, px, path):
     """Pneumonia on a real radiograph: 1-3 soft patches of airspace opacity inside the lung field.
 
-    Placement: each patch's centre is drawn uniformly over the estimated lung field; a draw is
-    rejected and re-drawn when less than 75 % of the patch's ellipse lies inside the field. The
+    Placement: each patch's centre is drawn uniformly over the estimated lung field at least 0.35
+    radii from its border (as in the phantom); a draw is
+    rejected and re-drawn when less than 75 % of the patch's ellipse lies inside the field (after
+    every 10 rejections the patch is shrunk by ``SHRINK``; after ``MAX_DRAWS``, an error). The
     opacity (the phantom's heterogeneous envelope, ``exp(-rho^4)``, times a soft lung weight) raises
     the local background level ``L`` (Gaussian, sigma 4 px at 128) towards the surrounding soft
     tissue ``T`` (:class:`.backgrounds.LungField`): ``+ min(3 c, 1) * opacity * max(T - L, 0)``, so
@@ -680,13 +697,17 @@ def _pneumonia_on(rng, lf, img, markings, c, size, px, path):
     fieldmask = lf.field
     lung_w = _smooth(fieldmask, 1.0 * px)
     room = np.clip(lf.tissue_level - ndi.gaussian_filter(img, 4 * px), 0, None)
-    candidates = np.flatnonzero(fieldmask.ravel())
+    depth_in = ndi.distance_transform_edt(fieldmask).ravel()
     k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
     patches, draws, rejected = [], 0, 0
     for j in range(k):
-        r = size * S * (1.0 if j == 0 else rng.uniform(0.6, 1.0)) / 2
-        for _ in range(MAX_DRAWS):
+        r0 = size * S * (1.0 if j == 0 else rng.uniform(0.6, 1.0)) / 2
+        for attempt in range(MAX_DRAWS):
             draws += 1
+            r = r0 * SHRINK ** (attempt // 10)
+            candidates = np.flatnonzero(depth_in > max(0.35 * r, 1.5))
+            if len(candidates) == 0:
+                candidates = np.flatnonzero(depth_in > 0)
             cy, cx = divmod(int(candidates[rng.integers(len(candidates))]), S)
             u, v = _ellipse(rng, xx - cx, yy - cy, r)
             ellipse = u**2 + v**2 < 1
