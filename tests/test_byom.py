@@ -11,6 +11,10 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 from sklearn.metrics import auc, jaccard_score, precision_recall_curve
 
+from pathlib import Path
+
+from snakemake.utils import validate
+
 from saliency_audit import io, plan
 from saliency_audit.byom import importer
 from saliency_audit.byom.index import expand_datasets, layout
@@ -20,6 +24,7 @@ from saliency_audit.errors import InputError
 from saliency_audit.metrics import criteria
 from saliency_audit.saliency.normalize import normalize_maps
 
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 S = 32  # ground-truth grid (image_size)
 LOW = 16  # the imported maps' resolution (lower than the masks)
 
@@ -189,9 +194,11 @@ def make_byom(root, maps_models=None):
         "datasets": {"cxl": ds},
         "shards": {"size": 8},
         "saliency": {"methods": ["GRAD"], "normalization": "released", "images": "with_finding"},
-        "randomization": {"threshold_pairs": 3},
+        "randomization": {"threshold_partners": 3},
         "criteria": {"similarity": ["ssim"], "localization": True, "localization_thresholds": ["otsu", 0.5]},
     }
+    config["image_size"] = 80  # the schema's minimum (InceptionV3); the dataset's own grid is S
+    validate(config, str(SCHEMA))  # the schema's defaults, as the Snakefile fills them
     return config, masks
 
 
@@ -247,7 +254,7 @@ def test_criteria_plans_of_a_byom_dataset(tmp_path):
     rnd = criteria.shard_plan(config, "cxl", "randomization", "000", results="R")
     assert [(q["method"], q["state"]) for q in rnd["pairs"]] == [("gradcam", "cascade-top"), ("gradcam", "cascade-all")]
     thr = criteria.threshold_plan(config, "cxl", ["000"], results="R")
-    assert list(thr["methods"]) == ["gradcam"] and thr["state"] == "cascade-all"
+    assert list(thr["methods"]) == ["gradcam"] and thr["states"] == ["cascade-all"]
 
 
 def import_all(tmp_path, config):
@@ -282,7 +289,7 @@ def test_import_and_score_against_references(tmp_path):
     cfg = criteria.settings(config)
     util = criteria.score_shard(criteria.shard_plan(config, "cxl", "utility", "000", results=str(tmp_path / "R")), cfg)
     assert "avg" not in set(util["model_a"]) and IDS[2] not in set(util["image_id"])
-    assert set(util["metric"]) == {"auprc", "ap", "auroc", "iou_otsu", "iou_0.5", "hit"}
+    assert set(util["metric"]) == {"auprc", "ap", "auroc", "constant", "iou_otsu", "iou_0.5", "hit"}
 
     def value(model, state, method, metric, image):
         sel = util.query("model_a == @model and state == @state and method == @method and metric == @metric "
@@ -368,24 +375,19 @@ def test_single_model_without_model_or_state_columns(tmp_path):
         criteria.shard_plan(config, "cxl", "utility", "000", results=str(tmp_path / "R")), criteria.settings(config)
     )
     assert set(util["method"]) == {"gradcam", "ig"} and set(util["model_a"]) == {"inceptionv3_1"}
-    assert len(util) == 2 * 3 * 6  # 2 methods x 3 images with a finding x 6 metrics
+    assert len(util) == 2 * 3 * 7  # 2 methods x 3 images with a finding x 7 metrics (+ constant flag)
 
 
 def test_schema_accepts_a_byom_config_and_fills_defaults(tmp_path):
-    from pathlib import Path
-
-    from snakemake.utils import validate
-
     config, _ = make_byom(tmp_path)
-    config["image_size"] = 80
     config["datasets"]["cxl"]["maps"].pop("interpolation")
-    validate(config, str(Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"))
+    validate(config, str(SCHEMA))
     assert config["datasets"]["cxl"]["maps"]["interpolation"] == "bilinear"
     assert config["criteria"]["localization"] is True
     bad = copy.deepcopy(config)
     bad["datasets"]["cxl"]["maps"]["interpolation"] = "lanczos"
     with pytest.raises(Exception, match="lanczos"):
-        validate(bad, str(Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"))
+        validate(bad, str(SCHEMA))
 
 
 def test_boxes_from_a_folder_source_with_tiff_maps_and_a_retinanet_localizer(tmp_path):
