@@ -695,7 +695,7 @@ def _pneumonia_on(rng, lf, img, markings, c, size, px, path):
     S = img.shape[0]
     yy, xx = np.mgrid[0:S, 0:S]
     fieldmask = lf.field
-    lung_w = _smooth(fieldmask, 1.0 * px)
+    lung_w = _smooth(fieldmask, 2.5 * px)  # a gradual margin where the estimate cuts a patch
     room = np.clip(lf.tissue_level - ndi.gaussian_filter(img, 4 * px), 0, None)
     depth_in = ndi.distance_transform_edt(fieldmask).ravel()
     k = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.20]))
