@@ -241,3 +241,29 @@ def test_background_detector_off_by_default_on_when_asked(phantom_bg):
     ref = read_background(str(off.generator.background_file(0)), SIZE)
     assert np.array_equal(a.image, ref)
     assert 0.005 < np.abs(b.image - ref).mean() < 0.1
+
+
+@pytest.mark.slow
+def test_changed_background_reruns_manifest_and_shards(tmp_path):
+    """The background files are inputs of the manifest and shard rules: new content reruns them."""
+    import yaml
+
+    from conftest import snakemake
+
+    folder = tmp_path / "normals"
+    phantom_backgrounds(folder, 6, size=96)
+    ds = {"kind": "synthetic", "task": "segmentation", "n_images": 12, "prevalence": 0.5,
+          "lesion_size": [0.2, 0.3], "contrast": [0.35, 0.55], "backgrounds": str(folder)}
+    cfg = tmp_path / "semi.yaml"
+    cfg.write_text(yaml.safe_dump({"seed": 5, "image_size": 96, "datasets": {"semi": ds}, "shards": {"size": 8}}))
+    work = tmp_path / "run"
+    snakemake(work, "results/semi/data/manifest.csv", configfile=cfg)
+    m = pd.read_csv(work / "results/semi/data/manifest.csv")
+    assert groups_in_several_splits(m["background"], m["split"]) == []
+    shards = sorted({f"results/semi/data/shards/{s}_{k:03d}.npz" for s, k in zip(m["split"], m["shard"])})
+    snakemake(work, *shards, configfile=cfg)
+    assert "Nothing to be done" in snakemake(work, "-n", *shards, configfile=cfg).stdout
+    (folder / "syn-00002.png").write_bytes((folder / "syn-00004.png").read_bytes())  # new content
+    out = snakemake(work, "-n", *shards, configfile=cfg).stdout
+    assert "Updated input files" in out and "syn-00002.png" in out
+    assert "checkpoint manifest:" in out and out.count("rule shard:") == len(shards)
