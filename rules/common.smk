@@ -96,7 +96,8 @@ def _background_files(dataset):
     folder = config["datasets"][dataset].get("backgrounds")
     if not folder:
         return []
-    from saliency_audit.data.backgrounds import list_backgrounds  # lists one folder, reads no pixels
+    # lists one folder, reads no pixels
+    from saliency_audit.data.backgrounds import list_backgrounds
 
     return [str(p) for p in list_backgrounds(folder)]
 
