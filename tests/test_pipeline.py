@@ -135,12 +135,13 @@ def _report_entries(html: str) -> dict[str, str]:
 
 
 def test_report_embeds_every_figure(tiny_run):
-    """Every figure of the run is in the self-contained report, byte for byte, and every figure the
-    report shows exists; each dataset has the paper's figures of its four criteria."""
+    """Every figure of the run (PNG; the SVG beside it is for print) is in the self-contained report,
+    byte for byte, and every figure the report shows exists; each dataset has the paper's figures of
+    its four criteria."""
     report = Path(tiny_run) / "results" / "report.html"
     entries = _report_entries(report.read_text(encoding="utf-8"))
     figures = {k: v for k, v in entries.items() if "/figures/" in k}
-    on_disk = {p.relative_to(tiny_run).as_posix() for p in (Path(tiny_run) / "results").glob("*/figures/*.*")}
+    on_disk = {p.relative_to(tiny_run).as_posix() for p in (Path(tiny_run) / "results").glob("*/figures/*.png")}
     assert set(figures) == on_disk, sorted(set(figures) ^ on_disk)
     for path, uri in figures.items():
         assert uri.startswith("data:") and ";base64," in uri, (path, uri[:80])
