@@ -97,11 +97,19 @@ def test_stability_table_of_table2_cells():
     tab = t2.table2(S["methods"], contrasts, None, 0.05)
     tab["Randomization"] = ["FAIL", "PASS"]  # as Table S1 would say: XRAI 0.9 > 0.3, GRAD 0.1 < 0.5
     st = stability.stability_table(tab, scores, anchors, contrasts, S, "ds").set_index(["method", "column"])
-    assert st.loc[("XRAI", "Utility vs AVG"), "stability"] == 1.0 and st.loc[("XRAI", "Utility vs AVG"), "verdict"] == "PASS"
-    assert st.loc[("XRAI", "Randomization"), "stability"] == 1.0 and st.loc[("GRAD", "Randomization"), "stability"] == 1.0
+    assert (
+        st.loc[("XRAI", "Utility vs AVG"), "stability"] == 1.0
+        and st.loc[("XRAI", "Utility vs AVG"), "verdict"] == "PASS"
+    )
+    assert (
+        st.loc[("XRAI", "Randomization"), "stability"] == 1.0 and st.loc[("GRAD", "Randomization"), "stability"] == 1.0
+    )
     assert st.loc[("XRAI", "Repeatability vs 0.5"), "stability"] == 1.0
     assert "Bonferroni x2" in st.loc[("XRAI", "Utility vs AVG"), "test"]  # two contrasts in family f
-    assert st.loc[("GRAD", "Utility vs AVG"), "verdict"] == "FAIL" and st.loc[("GRAD", "Utility vs AVG"), "stability"] > 0.8
+    assert (
+        st.loc[("GRAD", "Utility vs AVG"), "verdict"] == "FAIL"
+        and st.loc[("GRAD", "Utility vs AVG"), "stability"] > 0.8
+    )
     assert ("GRAD", "Utility vs localizer") not in st.index  # n/a cells have no stability
     assert (st["n_images"] == 30).all() and not st["fragile"].any()
     again = stability.stability_table(tab, scores, anchors, contrasts, S, "ds").set_index(["method", "column"])

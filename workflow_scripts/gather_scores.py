@@ -17,7 +17,9 @@ with rule_logging(snakemake) as log:
     elif snakemake.rule == "gather_randomization":
         scores = tables.gather(snakemake.input.scores)
         io.write_csv(snakemake.output.scores, scores)
-        thresholds, anchors = criteria.randomization_thresholds(snakemake.params.plan, snakemake.params.settings, scores)
+        thresholds, anchors = criteria.randomization_thresholds(
+            snakemake.params.plan, snakemake.params.settings, scores
+        )
         io.write_csv(snakemake.output.thresholds, thresholds)
         io.write_csv(snakemake.output.anchors, anchors)
         with pd.option_context("display.width", 200):

@@ -148,6 +148,7 @@ _TRAINING = (
 )
 
 #: The settings, in the order of the tables.
+# fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("datasets.*.kind", "data", ("siim", "rsna"), ("siim", "rsna"), _data, "siim / rsna (the demo: synthetic phantoms)",
             "the real data need a Kaggle account; the demo runs anywhere",
@@ -211,6 +212,7 @@ SETTINGS: tuple[Setting, ...] = (
             "the released code's auc(recall, precision); a constant map scores (1 + prevalence) / 2 on it",
             paper_text="not stated ('area under the precision-recall curve')"),
 )
+# fmt: on
 
 SETTING_KEYS = tuple(s.key for s in SETTINGS)
 
@@ -251,7 +253,9 @@ def deviations_markdown(df: pd.DataFrame, dataset: str) -> str:
         "| setting | key | paper | released code | this run | vs paper | vs released |",
         "|---|---|---|---|---|---|---|",
     ]
-    d = df.assign(_o=[0 if (a is True or b is True) else 1 for a, b in zip(df["differs_from_paper"], df["differs_from_released"])])
+    d = df.assign(
+        _o=[0 if (a is True or b is True) else 1 for a, b in zip(df["differs_from_paper"], df["differs_from_released"])]
+    )
     for r in d.sort_values("_o", kind="stable").itertuples(index=False):
         lines.append(
             f"| {r.setting} | `{r.key}` | {r.paper} | {r.released} | {r.this_run} | "

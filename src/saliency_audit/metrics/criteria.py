@@ -516,7 +516,9 @@ def randomization_thresholds(tplan: dict, cfg: dict, scores: pd.DataFrame, norma
         for metric, v in values.items():
             amean = v.reshape(len(ids), -1).mean(axis=1) if len(v) else np.full(len(ids), np.nan)
             anchors.append(
-                pd.DataFrame({"method": method, "metric": metric, "image_id": ids, "n_pairs": tplan["partners"], "mean": amean})
+                pd.DataFrame(
+                    {"method": method, "metric": metric, "image_id": ids, "n_pairs": tplan["partners"], "mean": amean}
+                )
             )
             thr = float(np.mean(v)) if len(v) else float("nan")
             lo, hi = resample.mean_ci(amean if len(v) else [], tplan["resamples"], tplan["seed"])

@@ -238,7 +238,9 @@ def randomization_curves(
             col[-1].xaxis.set_tick_params(labelbottom=True)
     from matplotlib.patches import Patch
 
-    what = f"mean {metric.upper()} over test images" + (f", mean of {len(cascades)} cascade repeats" if repeated else "")
+    what = f"mean {metric.upper()} over test images" + (
+        f", mean of {len(cascades)} cascade repeats" if repeated else ""
+    )
     handles = [
         Line2D([], [], color="k", marker="o", markersize=3, label=what),
         Patch(color="k", alpha=0.2, label="range of the repeats" if repeated else "± 1 SD"),

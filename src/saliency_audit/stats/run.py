@@ -46,7 +46,9 @@ def settings(config: dict, dataset: str) -> dict:
         "randomized_methods": [  # a BYOM index may randomize some methods only
             m
             for m in plan.methods(config, dataset)
-            if all(plan.has_maps(config, dataset, plan.PRIMARY, st, m) for st in plan.randomization_states(config, dataset))
+            if all(
+                plan.has_maps(config, dataset, plan.PRIMARY, st, m) for st in plan.randomization_states(config, dataset)
+            )
         ],
         "primary": plan.PRIMARY,
         "images": config.get("saliency", {}).get("images", "with_finding"),
@@ -139,7 +141,9 @@ def _table_s1(scores, thresholds, s, metric):
     """Table S1 of one similarity metric (None without randomization scores or thresholds)."""
     if "randomization" not in scores or thresholds is None or not s["full_states"]:
         return None
-    return t2.randomization_table(scores["randomization"], thresholds, s["methods"], s["full_states"], metric, s["primary"])
+    return t2.randomization_table(
+        scores["randomization"], thresholds, s["methods"], s["full_states"], metric, s["primary"]
+    )
 
 
 def _s1_markdown(s1: pd.DataFrame, dataset: str) -> str:
@@ -165,7 +169,9 @@ def _s1_markdown(s1: pd.DataFrame, dataset: str) -> str:
         "Constant maps: fully randomized maps (all repeats) whose values are all equal (e.g. all zero).",
         "PASS when the fully randomized mean is below the threshold.",
     ]
-    return t2.to_markdown(show, f"Table S1 ({dataset}): SSIM of maps of the fully randomized model vs the degradation threshold", notes)
+    return t2.to_markdown(
+        show, f"Table S1 ({dataset}): SSIM of maps of the fully randomized model vs the degradation threshold", notes
+    )
 
 
 def _table_s2(scores, s, dataset):
@@ -259,11 +265,24 @@ def _sensitivity(scores, thresholds, contrasts, s, dataset, tab2):
     alt = t2.table2(s["methods"], contrasts, alt_s1, s["alpha"], stability.ALTERNATIVE["auprc"], alt_metric)
     sens = stability.sensitivity_table(tab2, alt)
     flips = sens[sens["flipped"]]
+    decided = sens["verdict"].isin([t2.PASS, t2.FAIL])
+    missing = sorted(set(sens.loc[decided & ~sens["alt_verdict"].isin([t2.PASS, t2.FAIL]), "alt_metric"]))
     notes = [
         "metric / verdict: Table 2 as reported (trapezoidal AUPRC; SSIM with data_range 1 on maps in [0, 1]); "
         "alt_metric / alt_verdict: the same maps scored with average precision and with SSIM data_range 2 "
         "(the released code's implied scikit-image default), the statistics refitted on them.",
         f"cells that flip: {len(flips)}"
-        + ("" if flips.empty else " (" + "; ".join(f"{r.method} / {r.column}: {r.verdict} -> {r.alt_verdict}" for r in flips.itertuples()) + ")"),
+        + (
+            ""
+            if flips.empty
+            else " ("
+            + "; ".join(f"{r.method} / {r.column}: {r.verdict} -> {r.alt_verdict}" for r in flips.itertuples())
+            + ")"
+        ),
     ]
+    if missing:
+        notes.append(
+            f"n/a under {', '.join(missing)} where Table 2 has a verdict: not scored or not modelled "
+            "(ssim_dr2 must be in criteria.similarity; ap is always scored) or no contrast for that cell."
+        )
     return sens, t2.to_markdown(sens, title, notes)

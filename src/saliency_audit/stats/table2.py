@@ -145,7 +145,16 @@ def randomization_table(
     const = scores[(scores["metric"] == "constant") & scores["state"].isin(states) & (scores["model_a"] == primary)]
     agg = agg.join(const.groupby("method")["value"].agg(constant="sum", n_maps="count"))
     thr = thresholds[thresholds["metric"] == metric].set_index("method")
-    cols = ["threshold", "ci_low", "ci_high", "n_images", "partners", "n_pairs", "randomized_ci_low", "randomized_ci_high"]
+    cols = [
+        "threshold",
+        "ci_low",
+        "ci_high",
+        "n_images",
+        "partners",
+        "n_pairs",
+        "randomized_ci_low",
+        "randomized_ci_high",
+    ]
     out = pd.DataFrame(index=pd.Index(list(methods), name="method")).join(agg).join(thr.reindex(columns=cols))
     out["states"] = ";".join(states)
     out["metric"] = metric
