@@ -113,5 +113,5 @@ def tiny_method_run(tmp_path_factory):
     not modify it."""
     workdir = tmp_path_factory.mktemp("tiny_method_run")
     (workdir / "tiny_method.yaml").write_text(TINY_METHOD.read_text())
-    snakemake(workdir, configfile=workdir / "tiny_method.yaml")
+    snakemake(workdir, configfile=workdir / "tiny_method.yaml", timeout=3600)
     return workdir
