@@ -35,7 +35,7 @@ if ! .venv/bin/python -c "import saliency_audit, snakemake, tensorflow" 2>/dev/n
         .venv/bin/pip install -q -e ".[test]"
     else
         # the [test] extra without rpy2 (pyproject.toml); the statistics need R
-        .venv/bin/pip install -q -e . pytest==9.2.0 snakefmt==2.1.0
+        .venv/bin/pip install -q -e . pytest==9.2.0 snakefmt==2.1.0 import-linter==2.17
         echo "setup: no R, so no rpy2: run with \`stats: {enabled: false}\`; the tests that need R are" \
              "skipped with the reason (tests/conftest.py r_missing_reason), the shared tiny run has no statistics" >&2
     fi

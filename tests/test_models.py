@@ -10,6 +10,7 @@ keras = pytest.importorskip("keras")
 
 from models_stub import write_shards  # noqa: E402
 from saliency_audit import io  # noqa: E402
+from saliency_audit.config import with_defaults  # noqa: E402
 from saliency_audit.errors import InputError  # noqa: E402
 from saliency_audit.models import build_classifier, load_model, localizer_maps  # noqa: E402
 from saliency_audit.models import retinanet as rn  # noqa: E402
@@ -39,6 +40,7 @@ def det_shards(tmp_path_factory):
 
 
 def run(shards, model_id, cfg, seed=3):
+    cfg = with_defaults({"datasets": {"d": {"kind": "synthetic"}}, "models": cfg})["models"]  # as validate() fills it
     return tr.train_model(model_id, shards["train"], shards["val"], shards["test"], cfg, SIZE, seed, verbose=0)
 
 

@@ -10,6 +10,7 @@ keras = pytest.importorskip("keras")
 
 from models_stub import write_shards  # noqa: E402
 from saliency_audit import plan  # noqa: E402
+from saliency_audit.config import with_defaults  # noqa: E402
 from saliency_audit.errors import InputError  # noqa: E402
 from saliency_audit.models import train as tr  # noqa: E402
 from saliency_audit.models.classifiers import build_classifier  # noqa: E402
@@ -23,6 +24,7 @@ def trained(tmp_path_factory):
     """An InceptionV3 trained end to end (train_model on shards) on an easy task at 75 px."""
     shards = write_shards(tmp_path_factory.mktemp("inc"), {"train": 64, "val": 16, "test": 48}, SIZE, seed=5, contrast=110)
     cfg = {"inceptionv3": {"epochs": 3, "patience": 3, "batch_size": 16, "lr": 1e-3, "weights": "none", "bn_momentum": 0.5}}
+    cfg = with_defaults({"datasets": {"d": {"kind": "synthetic"}}, "models": cfg})["models"]  # as validate() fills it
     res = tr.train_model("inceptionv3_1", shards["train"], shards["val"], shards["test"], cfg, SIZE, 11, verbose=0)
     path = tmp_path_factory.mktemp("model") / "model.keras"
     tr.save_model(res.model, path)

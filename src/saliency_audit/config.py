@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .architectures import TASK_OF_KIND
 from .errors import InputError
-from .plan import TASK_OF_KIND
+
+#: The workflow's config schema (Snakemake's ``validate()`` checks a config and fills its defaults).
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 #: Dataset names become folders (``results/<name>/``) and wildcard values; the schema's
 #: ``datasets.propertyNames`` pattern is the same.
@@ -22,6 +25,22 @@ def check_dataset_names(config: dict) -> None:
                 f"datasets.{name}: invalid dataset name {str(name)!r}; use letters, digits, '-' and '_', "
                 "starting with a letter or digit"
             )
+
+
+def with_defaults(config: dict, schema: str | Path = SCHEMA) -> dict:
+    """A copy of ``config`` checked against the schema with its defaults filled, as the Snakefile's
+    ``validate()`` does: what a direct call of a stage (a test, a notebook) passes for the config.
+    Raises :class:`InputError` when the schema file is missing and Snakemake's ``WorkflowError``
+    naming the key when the config breaks the schema."""
+    import copy
+
+    from snakemake.utils import validate
+
+    if not Path(schema).is_file():
+        raise InputError(f"{schema}: config schema not found (the repository's schemas/config.schema.yaml)")
+    out = copy.deepcopy(config)
+    validate(out, str(schema), set_default=True)
+    return out
 
 
 def check_config(config: dict) -> None:

@@ -1,6 +1,8 @@
 """What a configuration asks for: datasets' tasks, model ids, seeds, randomization states.
 
 Pure Python with no TensorFlow import: the Snakefile calls it at parse time on every cluster job.
+One of the lowest layers: it reads the architecture facts (:mod:`.architectures`) and a BYOM
+dataset's maps index (:mod:`.maps_index`), and nothing above them.
 """
 
 from __future__ import annotations
@@ -9,9 +11,17 @@ import hashlib
 import re
 from pathlib import Path
 
-CLASSIFIERS = ("inceptionv3", "densenet121")
-LOCALIZER_FOR_TASK = {"segmentation": "unet", "detection": "retinanet"}
-TASK_OF_KIND = {"siim": "segmentation", "rsna": "detection", "chexlocalize": "segmentation"}
+from .architectures import (  # noqa: F401  (callers read these through plan)
+    CLASSIFIERS,
+    LOCALIZER_FOR_TASK,
+    TASK_OF_KIND,
+    arch_of,
+    is_classifier,
+    localizer,
+    task,
+)
+from .maps_index import layout as _maps_layout
+
 #: InceptionV3 blocks from the top, as re-initialised by the cascading randomization test.
 INCEPTION_CASCADE = ["logits"] + [f"mixed{i}" for i in range(10, 0, -1)]
 INCEPTION_STEM = "stem"
@@ -25,17 +35,6 @@ def derive_seed(base: int, *keys) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
-def task(ds_cfg: dict) -> str:
-    """segmentation or detection, from the kind (siim/rsna) or the dataset's own ``task``."""
-    if ds_cfg["kind"] in TASK_OF_KIND:
-        return TASK_OF_KIND[ds_cfg["kind"]]
-    return ds_cfg.get("task", "segmentation")
-
-
-def localizer(ds_cfg: dict) -> str:
-    return LOCALIZER_FOR_TASK[task(ds_cfg)]
-
-
 def is_byom(ds_cfg: dict) -> bool:
     """A dataset that brings its own maps (``maps:`` block): no training, no map making."""
     return bool(ds_cfg.get("maps"))
@@ -47,13 +46,11 @@ def all_test(ds_cfg: dict) -> bool:
 
 
 def _byom_layout(config: dict, dataset: str):
-    """The BYOM layout of ``dataset`` (:func:`saliency_audit.byom.index.layout`), or None."""
+    """The BYOM layout of ``dataset`` (:func:`saliency_audit.maps_index.layout`), or None."""
     ds_cfg = config["datasets"][dataset]
     if not is_byom(ds_cfg):
         return None
-    from .byom.index import layout  # lazy: only BYOM datasets read their maps index
-
-    return layout(dataset, ds_cfg)
+    return _maps_layout(dataset, ds_cfg)
 
 
 def byom_datasets(config: dict) -> list[str]:
@@ -78,13 +75,11 @@ def has_avg(config: dict, dataset: str) -> bool:
 
 def methods(config: dict, dataset: str | None = None) -> list[str]:
     """Saliency methods of a dataset: a BYOM dataset's index, else ``saliency.methods`` (the schema
-    fills in the paper's eight; so does this when a bare config lacks the key)."""
-    from .saliency.registry import PAPER_METHODS  # TensorFlow-free
-
+    fills in the paper's eight: :data:`saliency_audit.saliency.registry.PAPER_METHODS`)."""
     lay = _byom_layout(config, dataset) if dataset is not None else None
     if lay is not None:
         return list(lay["methods"])
-    return list(config.get("saliency", {}).get("methods", PAPER_METHODS))
+    return list(config["saliency"]["methods"])
 
 
 def has_maps(config: dict, dataset: str, model: str, state: str, method: str) -> bool:
@@ -110,15 +105,6 @@ def model_ids(config: dict, dataset: str) -> list[str]:
     loc = localizer(config["datasets"][dataset])
     ids += [f"{loc}_{r}" for r in range(1, models.get(loc, {}).get("replicates", 0) + 1)]
     return ids
-
-
-def arch_of(model_id: str) -> str:
-    """``inceptionv3-shuffled_1`` -> ``inceptionv3``."""
-    return model_id.rsplit("_", 1)[0].split("-")[0]
-
-
-def is_classifier(model_id: str) -> bool:
-    return arch_of(model_id) in CLASSIFIERS
 
 
 def model_seed(config: dict, dataset: str, model_id: str) -> int:
@@ -233,7 +219,8 @@ def package_hash(subpackage: str) -> str:
     root = Path(__file__).parent
     h = hashlib.sha256()
     files = sorted((root / subpackage).rglob("*.py")) if (root / subpackage).is_dir() else []
-    files += [root / f for f in ("io.py", "plan.py", "errors.py")]
+    # the lowest layers, which every subpackage may import
+    files += [root / f for f in ("io.py", "plan.py", "errors.py", "architectures.py", "maps_index.py", "readers.py")]
     for f in files:
         h.update(f.relative_to(root).as_posix().encode())
         h.update(f.read_bytes())

@@ -26,6 +26,23 @@ class Sample:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
 
+def box_mask(boxes, size: int) -> np.ndarray:
+    """Union of boxes (x, y, w, h in pixels) as a size x size 0/1 mask (pixel centres inside).
+
+    A box too small to contain any pixel centre marks the pixel that contains its own centre, so
+    a positive image never ends up with an empty box mask.
+    """
+    m = np.zeros((size, size), np.uint8)
+    for x, y, w, h in np.asarray(boxes, float).reshape(-1, 4):
+        x0, y0 = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+        x1, y1 = int(np.ceil(x + w - 0.5)), int(np.ceil(y + h - 0.5))
+        if x1 <= x0 or y1 <= y0:
+            cx, cy = int(np.floor(x + w / 2)), int(np.floor(y + h / 2))
+            x0, x1, y0, y1 = cx, cx + 1, cy, cy + 1
+        m[max(y0, 0) : max(min(y1, size), 0), max(x0, 0) : max(min(x1, size), 0)] = 1
+    return m
+
+
 class Source:
     """Base class: a configured data source of one dataset."""
 

@@ -54,8 +54,7 @@ from scipy import ndimage as ndi
 from ..errors import InputError
 from ..plan import derive_seed, task
 from .backgrounds import assign_backgrounds, estimate_lung_field, list_backgrounds, lung_markings, read_background
-from .base import Sample, Source, register
-from .prepare import box_mask
+from .base import Sample, Source, box_mask, register
 
 log = logging.getLogger(__name__)
 

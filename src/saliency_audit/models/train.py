@@ -25,6 +25,7 @@ from ..plan import CLASSIFIERS, arch_of, derive_seed
 from . import data
 from .classifiers import build_classifier, weights_source
 from .retinanet import anchors_for, build_retinanet, encode, retinanet_image_scores, retinanet_loss
+from .settings import ModelSettings
 from .unet import build_unet, focal_dice_loss, unet_image_scores
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,8 @@ def train_model(
     ----------
     model_id : e.g. ``inceptionv3_1``, ``inceptionv3-shuffled_1``, ``unet_2``, ``retinanet_1``.
     train_paths, val_paths, test_paths : shard files of the three splits.
-    models_cfg : the config's ``models:`` block (the model's own section and the global switches).
+    models_cfg : the validated config's ``models:`` block (the model's own section and the global
+        switches, schema defaults filled), read once into :class:`~.settings.ModelSettings`.
     image_size : side of the shards' images.
     seed : the replicate seed (``plan.model_seed``).
     dataset : name recorded in the metrics.
@@ -144,28 +146,26 @@ def train_model(
     import keras
 
     arch = arch_of(model_id)
-    mcfg = models_cfg.get(arch, {})
+    st = ModelSettings.from_config(arch, models_cfg)
     size = int(image_size)
     if verbose is None:
         verbose = 1 if sys.stderr.isatty() else 2
-    configure_runtime(seed, threads, models_cfg.get("mixed_precision", False))
-    batch = int(mcfg.get("batch_size", 16))
-    buffer = int(models_cfg.get("shuffle_buffer", 256))
+    configure_runtime(seed, threads, st.mixed_precision)
+    batch = int(st.batch_size)
+    buffer = int(st.shuffle_buffer)
     n_train = len(data.split_labels(train_paths))
-    defaults = {"inceptionv3": (1e-4, 20, 4), "densenet121": (7e-5, 30, 5), "unet": (1e-4, 75, 15), "retinanet": (1e-4, 30, 5)}
-    lr0, epochs0, patience0 = defaults[arch]
-    lr, epochs, patience = float(mcfg.get("lr", lr0)), int(mcfg.get("epochs", epochs0)), int(mcfg.get("patience", patience0))
+    lr, epochs, patience = float(st.lr), int(st.epochs), int(st.patience)
     info = {"model": model_id, "arch": arch, "dataset": dataset, "seed": int(seed), "image_size": size, "lr": lr,
             "batch_size": batch, "max_epochs": epochs, "patience": patience}
     shuffled = "-shuffled" in model_id
 
     if arch in CLASSIFIERS:
-        weights = weights_source(mcfg.get("weights", "imagenet"))
+        weights = weights_source(st.weights)
         model = build_classifier(arch, size, weights, seed)
-        if mcfg.get("bn_momentum") is not None:  # from scratch on few steps: let BN statistics keep up
+        if st.bn_momentum is not None:  # from scratch on few steps: let BN statistics keep up
             for layer in model.layers:
                 if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.momentum = float(mcfg["bn_momentum"])
+                    layer.momentum = float(st.bn_momentum)
         labels = None
         if shuffled:  # label randomization (Adebayo et al. 2018): same images, permuted labels
             labels = np.random.default_rng(derive_seed(seed, "label-shuffle")).permutation(data.split_labels(train_paths))
@@ -173,17 +173,17 @@ def train_model(
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
         monitor, mode = "val_auc", "max"
         val_ds, extra = None, []
-        info.update(weights=weights, label_shuffled=shuffled, bn_momentum=mcfg.get("bn_momentum"))
+        info.update(weights=weights, label_shuffled=shuffled, bn_momentum=st.bn_momentum)
     elif arch == "unet":
-        base_filters, depth = int(mcfg.get("base_filters", 32)), int(mcfg.get("depth", 4))
+        base_filters, depth = int(st.base_filters), int(st.depth)
         model = build_unet(size, base_filters, depth, seed)
         steps = int(np.ceil(n_train / batch))
         train_ds = data.make_dataset(train_paths, data.mask_target, (size, size, 1), size, batch, seed=seed, buffer_size=buffer, balanced=True, steps=steps)
         val_ds = data.make_dataset(val_paths, data.mask_target, (size, size, 1), size, batch)
         loss = focal_dice_loss
         monitor, mode = "val_loss", "min"
-        extra = [keras.callbacks.ReduceLROnPlateau("val_loss", factor=float(mcfg.get("plateau_factor", 0.1)),
-                                                   patience=int(mcfg.get("plateau_patience", 3)), verbose=0)]
+        extra = [keras.callbacks.ReduceLROnPlateau("val_loss", factor=float(st.plateau_factor),
+                                                   patience=int(st.plateau_patience), verbose=0)]
         info.update(weights="none", base_filters=base_filters, depth=depth)
     elif arch == "retinanet":
         model = build_retinanet(size, seed=seed)
@@ -194,12 +194,12 @@ def train_model(
         loss = retinanet_loss
         monitor, mode = "val_loss", "min"
         extra = []
-        info.update(weights="none", score_threshold=float(mcfg.get("score_threshold", 0.01)))
+        info.update(weights="none", score_threshold=float(st.score_threshold))
     else:
         raise InputError(f"model id {model_id!r}: unknown architecture {arch!r}")
 
     # XLA compilation of a 300-layer graph costs minutes on a small CPU; opt in on GPUs
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, jit_compile=bool(models_cfg.get("jit_compile", False)))
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, jit_compile=bool(st.jit_compile))
     metrics_cb = EpochMetrics.make(arch, val_paths, batch, model_id)
     stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True)
     log.info("training %s (%s, %d train images, %s weights, seed %d): lr %g, <= %d epochs, patience %d on %s",
