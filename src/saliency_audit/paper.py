@@ -7,8 +7,9 @@ The report's "Deviations from the paper" table (:func:`deviations`, rule ``devia
 three-column table of ``docs/protocol.md`` (:func:`protocol_table`; a test checks they agree) are
 generated from :data:`SETTINGS`, never written by hand.
 
-Lowest layer (beside :mod:`.plan`): no TensorFlow. The one upward look-up, the saliency methods'
-parameter defaults, is a lazy import of the TensorFlow-free registry (as :func:`.plan.methods`).
+No TensorFlow. Layer: beside :mod:`.metrics` and :mod:`.stats`, above :mod:`.saliency`, whose
+TensorFlow-free registry gives the saliency methods' parameter defaults (pyproject.toml's
+import-linter contract).
 
 Run ``python -m saliency_audit.paper`` to print the protocol table.
 """
