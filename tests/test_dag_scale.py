@@ -1,8 +1,10 @@
 """A paper-scale run plans quickly and in the low thousands of jobs (one file per shard, not per image).
 
 The dry run uses tests/configs/paper_scale.yaml (SIIM 10675 + RSNA 14863 images at 320 px, 3 InceptionV3
-+ 1 DenseNet121 + 2 localizers per dataset, 12 model states, 8 methods) with a complete manifest
-checkpoint written by benchmarks/bench_dag.py (the paper's split sizes, placeholder raw files).
++ 1 DenseNet121 + 2 localizers per dataset, the 11-block cascade run ``randomization.repeats`` times,
+8 methods) with a complete manifest checkpoint written by benchmarks/bench_dag.py (the paper's split
+sizes, placeholder raw files). The planning time is measured in CPU seconds of the Snakemake process:
+the wall time on a shared machine says more about the other processes than about the plan.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "configs" / "paper_scale.yaml"
@@ -47,7 +50,7 @@ def test_paper_scale_dry_run_is_fast_and_small(paper_dry_run):
     _, _, run, _ = paper_dry_run
     print(f"paper-scale dry run: {run.seconds:.1f} s (CPU {run.cpu_seconds:.1f} s), {run.jobs} jobs")
     assert run.jobs < MAX_JOBS
-    assert run.seconds < MAX_SECONDS
+    assert run.cpu_seconds < MAX_SECONDS
 
 
 def test_paper_scale_job_counts(paper_dry_run):
@@ -59,7 +62,12 @@ def test_paper_scale_job_counts(paper_dry_run):
     }
     assert counts["shard"] == sum(sum(v) for v in n_shards.values()) == 103
     classifiers = config["models"]["inceptionv3"]["replicates"] + config["models"]["densenet121"]["replicates"]
-    states = 11  # logits, mixed10 ... mixed1 (plus the original: 12 states)
+    schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
+    repeats = config.get("randomization", {}).get("repeats")
+    if repeats is None:
+        repeats = schema["properties"]["randomization"]["properties"]["repeats"]["default"]
+    states = 11 * repeats  # logits, mixed10 ... mixed1 per cascade repeat (plus the original)
     methods = 8
     maps = sum((classifiers + states) * methods * test for _, _, test in n_shards.values())
-    assert counts["saliency_maps"] == maps == 1320
+    # paper_scale.yaml: (4 classifiers + 3 x 11 randomized states) x 8 methods x (5 + 6) test shards
+    assert counts["saliency_maps"] == maps == 3256
