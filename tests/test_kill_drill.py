@@ -30,7 +30,7 @@ KILL_POINTS = [
     ("data preparation", r"rule shard:", 1.0),
     ("training", r"rule train_model:", 8.0),
     ("saliency", r"rule saliency_maps(_all_methods)?:", 8.0),
-    ("statistics", r"rule stats:", 3.0),
+    ("statistics", r"rule fit_stats:", 3.0),
 ]
 
 
