@@ -21,6 +21,7 @@ include: "rules/saliency.smk"
 include: "rules/criteria.smk"
 include: "rules/report.smk"
 include: "rules/targets.smk"
+include: "rules/estimate.smk"
 
 
 rule all:

@@ -46,7 +46,7 @@ if SAL["job_per"] == "method":
         threads: tf_threads
         resources:
             mem_mb=MAPS_MEM_MB,
-            runtime=120,
+            runtime=lambda wc: maps_runtime(wc, [wc.method]),  # rules/estimate.smk
             gpu=1,
         params:
             methods=lambda wc: job_params(
@@ -98,7 +98,7 @@ else:
         threads: tf_threads
         resources:
             mem_mb=MAPS_MEM_MB,
-            runtime=lambda wc: 60 * max(1, len(SALIENCY_METHODS)),
+            runtime=lambda wc: maps_runtime(wc, SALIENCY_METHODS),  # rules/estimate.smk
             gpu=1,
         params:
             methods=lambda wc: job_params(
@@ -144,7 +144,7 @@ rule xrai_segments:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=lambda wc: segments_runtime(wc),  # rules/estimate.smk
     params:
         images=SALIENCY_COMMON["images"],
         code=plan.package_hash("saliency"),

@@ -11,8 +11,12 @@ Each :class:`MethodSpec` declares
   clips at the 99th percentile), ``cam`` (class-activation maps, min-max), ``region`` (XRAI,
   min-max) or ``perturbation`` (occlusion, min-max);
 - ``defaults``: every parameter with its default (config ``saliency.params.<METHOD>.<key>``);
-- ``gradients(params)``: the number of input-gradient evaluations per image (the cost model the
-  benchmark compares against);
+- ``gradients(params)``: the number of input-gradient (forward + backward) evaluations per image
+  (the cost model the benchmark compares against);
+- ``forwards(params, image_size)``: forward-only model evaluations per image (occlusion's patch
+  positions, Score-CAM's masked inputs; 0 for the rest);
+- ``segments``: the method segments each image (XRAI; its cost per image depends on the image
+  size, :func:`saliency_audit.saliency.cost.segmentation_seconds`);
 - ``impl``: ``module:Class`` of the implementation in this subpackage;
 - ``paper``: whether Arun et al. (2021) used it.
 """
@@ -36,9 +40,21 @@ class MethodSpec:
     defaults: dict = field(default_factory=dict)
     paper: bool = True
     reference: str = ""
+    forwards: Callable[[dict, int], int] = lambda p, size: 0
+    segments: bool = False
 
 
 _IG_BASELINE = "black"  # model-input value of a black pixel (uint8 0 -> -1.0)
+#: channels of the Grad-CAM layer Score-CAM masks with when ``max_channels`` is 0 (all): InceptionV3's
+#: ``mixed10`` has 2048 (DenseNet121's ``relu`` 1024; the larger one bounds the cost)
+_SCORECAM_CHANNELS = 2048
+
+
+def _occlusion_positions(p: dict, size: int) -> int:
+    """Patch positions of :class:`.methods.Occlusion` on an image of side ``size`` (same arithmetic)."""
+    patch = max(1, int(round(p["size"] * size)))
+    stride = max(1, int(round(p["stride"] * patch)))
+    return len(range(0, max(size - patch, 0) + 1, stride)) ** 2
 
 _SPECS = [
     MethodSpec("GRAD", "Vanilla gradient", "gradient", "methods:Gradient", lambda p: 1,
@@ -57,7 +73,7 @@ _SPECS = [
                reference="Selvaraju et al. 2017, arXiv:1610.02391, eq. 1-2"),
     MethodSpec("XRAI", "XRAI", "region", "methods:Xrai", lambda p: 2 * p["steps"],
                # steps: PAIR's XRAIParameters default (100), which the released code used
-               defaults={"steps": 100, "algorithm": "full"},
+               defaults={"steps": 100, "algorithm": "full"}, segments=True,
                reference="Kapishnikov et al. 2019, arXiv:1906.02825; PAIR saliency.core.XRAI"),
     MethodSpec("GBP", "Guided backpropagation", "gradient", "methods:GuidedBackprop", lambda p: 1,
                reference="Springenberg et al. 2015, arXiv:1412.6806"),
@@ -66,8 +82,9 @@ _SPECS = [
     # beyond the paper
     MethodSpec("GCAMPP", "Grad-CAM++", "cam", "methods:GradCamPlusPlus", lambda p: 1, paper=False,
                reference="Chattopadhay et al. 2018, arXiv:1710.11063 (exp-score closed form)"),
-    MethodSpec("SCORECAM", "Score-CAM", "cam", "methods:ScoreCam", lambda p: 0, paper=False,
+    MethodSpec("SCORECAM", "Score-CAM", "cam", "methods:ScoreCam", lambda p: 1, paper=False,
                defaults={"max_channels": 0},
+               forwards=lambda p, size: p["max_channels"] or _SCORECAM_CHANNELS,
                reference="Wang et al. 2020, arXiv:1910.01279"),
     MethodSpec("GIG", "Guided Integrated Gradients", "gradient", "methods:GuidedIG", lambda p: p["steps"],
                defaults={"steps": 25, "fraction": 0.25, "max_dist": 0.02, "baseline": _IG_BASELINE}, paper=False,
@@ -76,7 +93,7 @@ _SPECS = [
                defaults={"steps": 25, "max_sigma": 50.0, "grad_step": 0.01, "sqrt": False}, paper=False,
                reference="Xu et al. 2020, arXiv:2004.03383; PAIR saliency.core.BlurIG"),
     MethodSpec("OCC", "Occlusion", "perturbation", "methods:Occlusion", lambda p: 0, paper=False,
-               defaults={"size": 0.125, "stride": 0.5, "value": 0.0},
+               defaults={"size": 0.125, "stride": 0.5, "value": 0.0}, forwards=_occlusion_positions,
                reference="Zeiler & Fergus 2014, arXiv:1311.2901"),
 ]
 
@@ -130,6 +147,11 @@ def resolve_params(name: str, params: dict | None = None) -> dict:
 def gradient_count(name: str, params: dict | None = None) -> int:
     """Input-gradient evaluations per image of method ``name`` at ``params`` (defaults filled in)."""
     return int(spec(name).gradients(resolve_params(name, params)))
+
+
+def forward_count(name: str, image_size: int, params: dict | None = None) -> int:
+    """Forward-only model evaluations per image of method ``name`` at ``params`` on ``image_size`` px."""
+    return int(spec(name).forwards(resolve_params(name, params), image_size))
 
 
 def check_saliency_config(config: dict) -> None:

@@ -1,0 +1,224 @@
+"""Cost model of the maps jobs (no TensorFlow: the rules call it at parse time).
+
+Seconds of one maps job = images in its shard x sum over its methods of
+
+    (gradient evaluations + FORWARD_COST x forward evaluations) x seconds per gradient evaluation
+    + XRAI's segmentation seconds when the job segments (``algorithm: fast``),
+
+with the evaluation counts from the method registry (:func:`.registry.gradient_count`,
+:func:`.registry.forward_count`) and the seconds from a calibration table: per architecture, image
+size and batch size, the seconds of one input-gradient evaluation, and per image size the seconds
+of segmenting one image (rule ``calibrate``, :mod:`.calibrate`; without it the table shipped in
+``resources/calibration_cpu.csv``, measured on the development machine's CPU).
+
+A job's requested ``runtime`` (minutes) is ``STARTUP_MINUTES + SAFETY x expected minutes``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from ..errors import InputError
+from .registry import forward_count, gradient_count, resolve_params, spec
+
+#: columns of a calibration table (CSV): ``kind`` is ``gradient`` (seconds per input-gradient
+#: evaluation of ``arch`` at ``image_size`` in calls of ``batch_size``) or ``xrai_segments`` (seconds
+#: per image of XRAI's segmentation at ``image_size``); ``n``: evaluations (images) timed.
+CALIBRATION_COLUMNS = ("kind", "arch", "image_size", "batch_size", "seconds", "evals_per_s", "n", "device")
+#: the table shipped with the repository (measured on the development machine's CPU by
+#: workflow_scripts/calibrate.py; README, Slurm section)
+SHIPPED_CALIBRATION = Path(__file__).resolve().parents[3] / "resources" / "calibration_cpu.csv"
+#: a forward-only evaluation costs about a third of a forward + backward one
+FORWARD_COST = 1 / 3
+#: requested runtime = STARTUP_MINUTES + SAFETY x expected: the calibration is measured on random
+#: inputs of one machine, a shared node or a slower GPU can be a few times slower, and a job killed
+#: at its time limit costs more than queueing for unused time
+SAFETY = 3
+#: minutes for a job's start-up (environment, TensorFlow import, model load, tracing the gradient)
+STARTUP_MINUTES = 10
+
+
+def read_calibration(path) -> list[dict]:
+    """Rows of a calibration table, typed; a missing column or bad value names the file and row."""
+    path = Path(path)
+    rows = []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in CALIBRATION_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: calibration table lacks column(s) {missing}; expected {list(CALIBRATION_COLUMNS)}")
+        for i, row in enumerate(reader, start=2):
+            try:
+                row.update(image_size=int(row["image_size"]), batch_size=int(row["batch_size"]),
+                           seconds=float(row["seconds"]), evals_per_s=float(row["evals_per_s"]), n=int(row["n"]))
+            except ValueError as e:
+                raise InputError(f"{path}, row {i}: expected integer image_size/batch_size/n and numeric seconds ({e})") from None
+            if row["seconds"] <= 0:
+                raise InputError(f"{path}, row {i}: seconds must be > 0, got {row['seconds']}")
+            rows.append(row)
+    return rows
+
+
+def _nearest(rows: list[dict], image_size: int, batch_size: int | None) -> float:
+    """Seconds of the row closest in image size (then batch size), scaled by the pixel count."""
+    def key(r):
+        return (abs(math.log(r["image_size"] / image_size)),
+                0 if batch_size is None else abs(math.log(r["batch_size"] / batch_size)))
+    row = min(rows, key=key)
+    return row["seconds"] * (image_size / row["image_size"]) ** 2
+
+
+def seconds_per_eval(table: list[dict], arch: str, image_size: int, batch_size: int | None = None) -> float:
+    """Seconds of one input-gradient evaluation of ``arch`` at ``image_size`` px.
+
+    The row of ``arch`` nearest in image size (then batch size), scaled by ``(image_size / its size)^2``
+    (compute grows with the pixels); an architecture the table lacks takes the slowest one's."""
+    rows = [r for r in table if r["kind"] == "gradient"]
+    if not rows:
+        raise InputError("calibration table has no 'gradient' rows")
+    mine = [r for r in rows if r["arch"] == arch]
+    if mine:
+        return _nearest(mine, image_size, batch_size)
+    return max(_nearest([r for r in rows if r["arch"] == a], image_size, batch_size) for a in {r["arch"] for r in rows})
+
+
+def segmentation_seconds(table: list[dict], image_size: int) -> float:
+    """Seconds of XRAI's segmentation of one image of side ``image_size``.
+
+    The segments are computed on the image resized to 224 px; the dilation and the region matrix
+    grow with the pixels, so the nearest measured size is scaled by the pixel count (an upper bound)."""
+    rows = [r for r in table if r["kind"] == "xrai_segments"]
+    if not rows:
+        raise InputError("calibration table has no 'xrai_segments' rows")
+    return _nearest(rows, image_size, None)
+
+
+def evaluations(name: str, image_size: int, params: dict | None = None) -> float:
+    """Gradient-evaluation equivalents per image: gradients + FORWARD_COST x forwards."""
+    return gradient_count(name, params) + FORWARD_COST * forward_count(name, image_size, params)
+
+
+def method_seconds(table, name: str, params: dict | None, arch: str, image_size: int, batch_size=None,
+                   segment: bool = False) -> float:
+    """Expected seconds per image of method ``name`` (+ segmentation when ``segment`` and it segments)."""
+    sec = max(1.0, evaluations(name, image_size, params)) * seconds_per_eval(table, arch, image_size, batch_size)
+    if segment and spec(name).segments:
+        sec += segmentation_seconds(table, image_size)
+    return sec
+
+
+def segments_in_job(name: str, params: dict | None) -> bool:
+    """XRAI ``fast`` segments inside the maps job; ``full`` reads the rule ``xrai_segments`` output."""
+    return spec(name).segments and resolve_params(name, params).get("algorithm") == "fast"
+
+
+def maps_job_seconds(table, methods: dict, arch: str, image_size: int, n_images: int, batch_size=None) -> float:
+    """Expected seconds of a maps job computing ``methods`` (id -> params) on ``n_images`` images."""
+    return n_images * sum(
+        method_seconds(table, m, p, arch, image_size, batch_size, segment=segments_in_job(m, p))
+        for m, p in methods.items()
+    )
+
+
+def runtime_minutes(seconds: float) -> int:
+    """Requested ``runtime`` (minutes) of a job expected to take ``seconds``."""
+    return int(math.ceil(STARTUP_MINUTES + SAFETY * seconds / 60))
+
+
+def group_jobs(jobs: int, rule: str, groups: dict, components: dict) -> int:
+    """Slurm jobs of ``jobs`` jobs of ``rule`` after the profile's grouping (``groups``: rule -> group,
+    ``components``: group -> jobs per Slurm job); an ungrouped rule submits each job."""
+    group = (groups or {}).get(rule)
+    return math.ceil(jobs / int((components or {}).get(group, 1))) if group else jobs
+
+
+def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=None, components=None,
+                  requested: dict | None = None) -> list[dict]:
+    """Per stage of the saliency run: jobs, Slurm jobs after grouping, GPU- and CPU-hours.
+
+    Parameters
+    ----------
+    config : dict
+        The validated configuration (schema defaults filled in).
+    test_images : dict
+        dataset -> {test shard (int): images that get maps}.
+    table : list of dict
+        The calibration table (:func:`read_calibration`).
+    groups, components : dict
+        The Slurm profile's ``groups`` and ``group-components``.
+    requested : dict
+        rule -> function of the model id giving the requested minutes of a job of a stage without a
+        cost model (``train_model``); its hours are the requested ones (an upper bound), marked
+        ``basis: requested``.
+
+    Returns
+    -------
+    list of dict
+        ``stage, rule, jobs, slurm_jobs, gpu_hours, cpu_hours, requested_hours, basis`` per stage.
+    """
+    from .. import plan
+
+    sal = config["saliency"]
+    methods = list(sal["methods"])
+    per_job = [[m] for m in methods] if sal["job_per"] == "method" else [methods]
+    maps_rule = "saliency_maps" if sal["job_per"] == "method" else "saliency_maps_all_methods"
+    requested = requested or {}
+    acc = {}
+
+    def add(stage, rule, hours, req_hours, gpu, basis):
+        row = acc.setdefault(stage, dict(stage=stage, rule=rule, jobs=0, gpu_hours=0.0, cpu_hours=0.0,
+                                         requested_hours=0.0, basis=basis))
+        row["jobs"] += 1
+        row["gpu_hours" if gpu else "cpu_hours"] += hours
+        row["requested_hours"] += req_hours
+
+    for ds in plan.trained_datasets(config):
+        size = config["datasets"][ds].get("image_size", config["image_size"])
+        shards = test_images[ds]
+        for model in plan.model_ids(config, ds):
+            minutes = requested["train_model"](model) if "train_model" in requested else 0
+            add("training", "train_model", minutes / 60, minutes / 60, True, "requested")
+        xrai_full = "XRAI" in methods and not segments_in_job("XRAI", (sal.get("params") or {}).get("XRAI"))
+        for shard, n in shards.items():
+            if xrai_full:
+                sec = n * segmentation_seconds(table, size)
+                add("xrai_segments", "xrai_segments", sec / 3600, runtime_minutes(sec) / 60, False, "cost model")
+        for model, state in plan.map_models(config, ds):
+            arch = plan.arch_of(model)
+            for job_methods in per_job:
+                params = {m: (sal.get("params") or {}).get(m) for m in job_methods}
+                for shard, n in shards.items():
+                    sec = maps_job_seconds(table, params, arch, size, n, sal["batch_size"])
+                    add("maps", maps_rule, sec / 3600, runtime_minutes(sec) / 60, True, "cost model")
+    rows = list(acc.values())
+    for row in rows:
+        row["slurm_jobs"] = group_jobs(row["jobs"], row["rule"], groups, components)
+    total = dict(stage="total", rule="", jobs=sum(r["jobs"] for r in rows),
+                 slurm_jobs=sum(r["slurm_jobs"] for r in rows), gpu_hours=sum(r["gpu_hours"] for r in rows),
+                 cpu_hours=sum(r["cpu_hours"] for r in rows),
+                 requested_hours=sum(r["requested_hours"] for r in rows), basis="")
+    return rows + [total]
+
+
+#: the paper's published split file of each dataset kind (data.splits.read_split_file)
+PUBLISHED_SPLITS = {"siim": "pneumothorax_splits.csv", "rsna": "pneumonia_splits.csv"}
+
+
+def fallback_test_images(config: dict, dataset: str, splits_dir) -> dict:
+    """test shard -> images, before the manifest exists: the test size of the dataset's split file
+    (``split_file``, else the published one of its kind), else ``n_images`` x the test fraction; every
+    test image counted (an upper bound when only images with a finding get maps), in shards of
+    ``shards.size``."""
+    ds = config["datasets"][dataset]
+    path = ds.get("split_file") or (Path(splits_dir) / PUBLISHED_SPLITS[ds["kind"]] if ds["kind"] in PUBLISHED_SPLITS else None)
+    if path is not None and Path(path).exists():
+        with open(path, newline="") as f:
+            n = sum(1 for row in csv.DictReader(f) if row.get("Split") == "test")
+    elif ds.get("n_images"):
+        n = int(round(ds["n_images"] * config["split"]["fractions"][2]))
+    else:
+        raise InputError(f"datasets.{dataset}: no manifest yet, no split file and no n_images to estimate its test images from")
+    size = config["shards"]["size"]
+    return {k: min(size, n - k * size) for k in range(math.ceil(n / size))}

@@ -1,0 +1,83 @@
+"""Sized maps jobs and the `estimate` target, through Snakemake.
+
+- A planned maps job's `runtime` (from `snakemake -n` of the paper-scale config with the manifests
+  benchmarks/bench_dag.py writes: test shard 000 has 64 images with a finding, the last, 004, has 11)
+  is the cost model's figure for its method and shard, so it grows with both.
+- `snakemake estimate` on the tiny config (no manifest yet: n_images x the test fraction) counts the
+  maps jobs the plan has and sums the cost model's hours.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from saliency_audit import plan
+from saliency_audit.saliency import cost
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_dag", ROOT / "benchmarks" / "bench_dag.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _snakemake(workdir, config, *args):
+    cmd = [SNAKEMAKE, "--cores", "1", "--replace-workflow-config", "--configfile", str(config),
+           "--directory", str(workdir), *args]
+    proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_maps_runtime_from_cost_model_and_shard(tmp_path):
+    config_path = ROOT / "tests" / "configs" / "paper_scale.yaml"
+    _bench().prepare(tmp_path, config_path)
+    jobs = [("GRAD", "000"), ("SG", "000"), ("SIG", "000"), ("SIG", "004")]
+    targets = [f"results/siim/maps/inceptionv3_1/original/{m}/test_{s}.npz" for m, s in jobs]
+    out = _snakemake(tmp_path, config_path, "-n", *targets)
+    runtime = {
+        (m, s): int(r)
+        for m, s, r in re.findall(r"method=(\w+), shard=(\d{3})\n\s*resources: [^\n]*?runtime=(\d+)", out)
+    }
+    assert set(runtime) == set(jobs), out[-3000:]
+    table = cost.read_calibration(cost.SHIPPED_CALIBRATION)
+    images = {"000": 64, "004": 11}  # every 4th image has a finding (bench_dag.fake_manifest)
+    for (m, s), minutes in runtime.items():
+        seconds = images[s] * cost.method_seconds(table, m, None, "inceptionv3", 320)
+        assert minutes == cost.runtime_minutes(seconds), (m, s)
+    assert runtime["SIG", "000"] > runtime["SG", "000"] >= runtime["GRAD", "000"]
+    assert runtime["SIG", "000"] > runtime["SIG", "004"]
+
+
+def test_estimate_target_on_tiny_config(tmp_path):
+    config_path = ROOT / "tests" / "configs" / "tiny.yaml"
+    out = _snakemake(tmp_path, config_path, "estimate")
+    assert "shipped CPU table" in out
+    table = pd.read_csv(tmp_path / "results" / "estimate.tsv", sep="\t").set_index("stage")
+
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(config_path.read_text())
+    validate(config, str(ROOT / "schemas" / "config.schema.yaml"))
+    # 48 images x 0.10 = 5 test images, one shard per dataset; one all-methods job per (model, state)
+    pairs = sum(len(plan.map_models(config, ds)) for ds in config["datasets"])
+    assert table.loc["maps", "jobs"] == pairs
+    assert table.loc["maps", "slurm_jobs"] == -(-pairs // 8)  # group-components maps: 8
+    assert table.loc["training", "jobs"] == sum(len(plan.model_ids(config, ds)) for ds in config["datasets"])
+    assert table.loc["xrai_segments", "jobs"] == 2
+    stages = table.drop(index="total")
+    for col in ("jobs", "slurm_jobs", "gpu_hours", "cpu_hours"):
+        assert table.loc["total", col] == pytest.approx(stages[col].sum(), abs=0.02)
+    assert table.loc["maps", "gpu_hours"] > 0
