@@ -83,6 +83,27 @@ def estimate_test_images():
     return out
 
 
+def estimate_shard_images():
+    """dataset -> images per shard of every split (the data stage): the manifest's, else the split
+    sizes (cost.fallback_split_images) in shards of shards.size."""
+    out = {}
+    for ds in plan.trained_datasets(config):
+        path = f"{RESULTS}/{ds}/data/manifest.csv"
+        if os.path.exists(path):
+            m = _read_manifest(path, os.stat(path).st_mtime_ns)
+            out[ds] = [int(n) for n in m.groupby(["split", "shard"]).size()]
+        else:
+            sizes = cost.fallback_split_images(
+                config, ds, Path(workflow.basedir) / "resources" / "splits"
+            )
+            out[ds] = [
+                n
+                for split in sizes
+                for n in cost.in_shards(sizes[split], config["shards"]["size"]).values()
+            ]
+    return out
+
+
 def requested_runtime(rule, wildcards):
     """The `runtime` (minutes) a rule requests for a job with these wildcards."""
     res = rule.rule.resources["runtime"]
@@ -145,7 +166,9 @@ rule estimate:
                 "train_model": lambda model: requested_runtime(
                     rules.train_model, SimpleNamespace(model=model)
                 ),
+                "shard": lambda _: requested_runtime(rules.shard, None),
             },
+            shard_images=estimate_shard_images(),
         ),
         calibration=CALIBRATION_USED,
         shipped=CALIBRATION_USED == str(cost.SHIPPED_CALIBRATION),

@@ -94,6 +94,28 @@ def test_runtime_grows_with_cost_and_shard_size():
     assert minutes("SIG", 256) > minutes("SIG", 64) > minutes("SIG", 1)
 
 
+def test_estimate_rows_by_hand():
+    config = {"datasets": {"d": {"kind": "synthetic", "task": "segmentation"}}, "image_size": 320, "seed": 1,
+              "models": {"inceptionv3": {"replicates": 1}, "unet": {"replicates": 1}},
+              "randomization": {"repeats": 0},
+              "saliency": {"methods": ["GRAD", "SIG"], "job_per": "method", "params": {}, "batch_size": None}}
+    table = TABLE + [dict(kind="ingest", arch="jpeg", image_size=320, batch_size=1, seconds=0.1)]
+    rows = {r["stage"]: r for r in cost.estimate_rows(
+        config, {"d": {0: 10, 1: 4}}, table, groups={"saliency_maps": "maps", "shard": "shards"},
+        components={"maps": 3, "shards": 4}, requested={"train_model": lambda m: 60},
+        shard_images={"d": [100, 100, 14]})}
+    # maps of the one classifier's original state (no cascade runs): 2 methods x 2 test shards,
+    # (GRAD 1 + SIG 625) x 0.01 s x 14 images
+    assert rows["maps"]["jobs"] == 4
+    assert rows["maps"]["gpu_hours"] == pytest.approx(626 * 0.01 * 14 / 3600)
+    assert rows["maps"]["slurm_jobs"] == math.ceil(rows["maps"]["jobs"] / 3)
+    assert rows["training"]["jobs"] == 2 and rows["training"]["gpu_hours"] == 2.0
+    assert rows["data"]["jobs"] == 3 and rows["data"]["slurm_jobs"] == 1
+    assert rows["data"]["cpu_hours"] == pytest.approx(214 * 0.1 / 3600)
+    assert "xrai_segments" not in rows
+    assert rows["total"]["gpu_hours"] == pytest.approx(rows["maps"]["gpu_hours"] + 2.0)
+
+
 def test_group_jobs():
     groups, comps = {"saliency_maps": "maps"}, {"maps": 8}
     assert cost.group_jobs(17, "saliency_maps", groups, comps) == 3

@@ -77,6 +77,9 @@ def test_estimate_target_on_tiny_config(tmp_path):
     assert table.loc["maps", "slurm_jobs"] == -(-pairs // 8)  # group-components maps: 8
     assert table.loc["training", "jobs"] == sum(len(plan.model_ids(config, ds)) for ds in config["datasets"])
     assert table.loc["xrai_segments", "jobs"] == 2
+    # data stage: round(48 x 0.81) = 39 train (2 shards of 32), 4 val, 5 test images: 4 shards per dataset
+    assert table.loc["data", "jobs"] == 8
+    assert table.loc["data", "slurm_jobs"] == 2  # group-components shards: 4
     stages = table.drop(index="total")
     for col in ("jobs", "slurm_jobs", "gpu_hours", "cpu_hours"):
         assert table.loc["total", col] == pytest.approx(stages[col].sum(), abs=0.02)

@@ -25,7 +25,8 @@ from .registry import forward_count, gradient_count, resolve_params, spec
 
 #: columns of a calibration table (CSV): ``kind`` is ``gradient`` (seconds per input-gradient
 #: evaluation of ``arch`` at ``image_size`` in calls of ``batch_size``) or ``xrai_segments`` (seconds
-#: per image of XRAI's segmentation at ``image_size``); ``n``: evaluations (images) timed.
+#: per image of XRAI's segmentation at ``image_size``) or ``ingest`` (CPU seconds per image of the data
+#: stage's shard jobs, ``arch`` = the file format); ``n``: evaluations (images) timed.
 CALIBRATION_COLUMNS = ("kind", "arch", "image_size", "batch_size", "seconds", "evals_per_s", "n", "device")
 #: the table shipped with the repository (measured on the development machine's CPU by
 #: workflow_scripts/calibrate.py; README, Slurm section)
@@ -95,6 +96,13 @@ def segmentation_seconds(table: list[dict], image_size: int) -> float:
     return _nearest(rows, image_size, None)
 
 
+def ingest_seconds(table: list[dict]) -> float | None:
+    """Seconds of the data stage per image (rows ``kind: ingest``, benchmarks/bench_ingest.py; the
+    slowest format), or None when the table has none."""
+    rows = [r["seconds"] for r in table if r["kind"] == "ingest"]
+    return max(rows) if rows else None
+
+
 def evaluations(name: str, image_size: int, params: dict | None = None) -> float:
     """Gradient-evaluation equivalents per image: gradients + FORWARD_COST x forwards."""
     return gradient_count(name, params) + FORWARD_COST * forward_count(name, image_size, params)
@@ -135,7 +143,7 @@ def group_jobs(jobs: int, rule: str, groups: dict, components: dict) -> int:
 
 
 def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=None, components=None,
-                  requested: dict | None = None) -> list[dict]:
+                  requested: dict | None = None, shard_images: dict | None = None) -> list[dict]:
     """Per stage of the saliency run: jobs, Slurm jobs after grouping, GPU- and CPU-hours.
 
     Parameters
@@ -151,7 +159,9 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
     requested : dict
         rule -> function of the model id giving the requested minutes of a job of a stage without a
         cost model (``train_model``); its hours are the requested ones (an upper bound), marked
-        ``basis: requested``.
+        ``basis: requested``; ``shard`` gives the data stage's when the table has no ``ingest`` rows.
+    shard_images : dict or None
+        dataset -> list of images per shard of every split (the data stage; None leaves it out).
 
     Returns
     -------
@@ -174,6 +184,14 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
         row["gpu_hours" if gpu else "cpu_hours"] += hours
         row["requested_hours"] += req_hours
 
+    ingest = ingest_seconds(table)
+    for ds, counts in (shard_images or {}).items():
+        for n in counts:
+            req = requested["shard"](None) / 60 if "shard" in requested else runtime_minutes(n * (ingest or 0)) / 60
+            if ingest is not None:
+                add("data", "shard", n * ingest / 3600, req, False, "cost model")
+            else:
+                add("data", "shard", req, req, False, "requested")
     for ds in plan.trained_datasets(config):
         size = config["datasets"][ds].get("image_size", config["image_size"])
         shards = test_images[ds]
@@ -206,19 +224,27 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
 PUBLISHED_SPLITS = {"siim": "pneumothorax_splits.csv", "rsna": "pneumonia_splits.csv"}
 
 
-def fallback_test_images(config: dict, dataset: str, splits_dir) -> dict:
-    """test shard -> images, before the manifest exists: the test size of the dataset's split file
-    (``split_file``, else the published one of its kind), else ``n_images`` x the test fraction; every
-    test image counted (an upper bound when only images with a finding get maps), in shards of
-    ``shards.size``."""
+def fallback_split_images(config: dict, dataset: str, splits_dir) -> dict:
+    """split -> images, before the manifest exists: the dataset's split file (``split_file``, else the
+    published one of its kind), else ``n_images`` x the split fractions."""
     ds = config["datasets"][dataset]
     path = ds.get("split_file") or (Path(splits_dir) / PUBLISHED_SPLITS[ds["kind"]] if ds["kind"] in PUBLISHED_SPLITS else None)
     if path is not None and Path(path).exists():
         with open(path, newline="") as f:
-            n = sum(1 for row in csv.DictReader(f) if row.get("Split") == "test")
-    elif ds.get("n_images"):
-        n = int(round(ds["n_images"] * config["split"]["fractions"][2]))
-    else:
-        raise InputError(f"datasets.{dataset}: no manifest yet, no split file and no n_images to estimate its test images from")
-    size = config["shards"]["size"]
+            splits = [row.get("Split") for row in csv.DictReader(f)]
+        return {s: splits.count(s) for s in ("train", "val", "test")}
+    if ds.get("n_images"):
+        return {s: int(round(ds["n_images"] * f)) for s, f in zip(("train", "val", "test"), config["split"]["fractions"])}
+    raise InputError(f"datasets.{dataset}: no manifest yet, no split file and no n_images to estimate its images from")
+
+
+def in_shards(n: int, size: int) -> dict:
+    """shard -> images of ``n`` images in shards of ``size``."""
     return {k: min(size, n - k * size) for k in range(math.ceil(n / size))}
+
+
+def fallback_test_images(config: dict, dataset: str, splits_dir) -> dict:
+    """test shard -> images, before the manifest exists (:func:`fallback_split_images`); every test
+    image counted (an upper bound when only images with a finding get maps), in shards of
+    ``shards.size``."""
+    return in_shards(fallback_split_images(config, dataset, splits_dir)["test"], config["shards"]["size"])
