@@ -111,7 +111,11 @@ def tiny_method_run(tmp_path_factory):
     method``, rule ``saliency_maps``) and independent randomization (``indep-*`` states), one
     dataset, two methods; returns its working directory (its config is ``tiny_method.yaml`` there). Do
     not modify it."""
+    import yaml
+
     workdir = tmp_path_factory.mktemp("tiny_method_run")
-    (workdir / "tiny_method.yaml").write_text(TINY_METHOD.read_text())
+    # written as tests/test_rerun.py writes its changed configs (yaml.safe_dump, sorted keys): Snakemake
+    # compares dict params by their text, so the same settings in another key order would rerun jobs
+    (workdir / "tiny_method.yaml").write_text(yaml.safe_dump(yaml.safe_load(TINY_METHOD.read_text())))
     snakemake(workdir, configfile=workdir / "tiny_method.yaml", timeout=3600)
     return workdir

@@ -181,9 +181,9 @@ def test_method_run_maps_every_state_by_rule_saliency_maps(tiny_method_run):
     assert expected <= maps and len(expected) == 2 * 23
     assert maps - expected == {"unet_1/original/PRED/test_000.npz"}  # the localizer; no other classifier
     # one job per (model, state, method, shard): rule saliency_maps' log per method
-    logs = {p.relative_to(root / "logs" / ds / "maps").as_posix()
-            for p in (root / "logs" / ds / "maps").rglob("*.log") if "/PRED/" not in p.as_posix()}
-    assert logs == {e.replace(".npz", ".log") for e in expected}
+    logs = {p.relative_to(root / "logs" / ds / "maps" / "inceptionv3_1").as_posix()
+            for p in (root / "logs" / ds / "maps" / "inceptionv3_1").rglob("*.log")}
+    assert logs == {f"{st}/{m}/test_000.log" for st in states for m in methods}
     # independent states are scored by the randomization criterion, every method
     rnd = pd.read_csv(root / "results" / ds / "scores" / "randomization.csv", dtype={"image_id": str})
     ssim = rnd[rnd["metric"] == "ssim"]
