@@ -43,6 +43,7 @@ def block_vars(model, names):
     return {v.path for n in names for v in model.get_layer(n).weights}
 
 
+@pytest.mark.slow  # trains an InceptionV3 (module fixture `trained`)
 def test_blocks_partition_the_model(trained):
     model = fresh(trained[2])
     blocks = inception_blocks(model)
@@ -58,6 +59,7 @@ def test_blocks_partition_the_model(trained):
             state_blocks("inceptionv3", bad)
 
 
+@pytest.mark.slow  # trains an InceptionV3 (module fixture `trained`)
 def test_cascade_changes_exactly_the_blocks_above_and_keeps_bn_stats(trained):
     res, _, path = trained
     w0 = weights(res.model)
@@ -79,6 +81,7 @@ def test_cascade_changes_exactly_the_blocks_above_and_keeps_bn_stats(trained):
     assert np.abs(np.array(k)).max() <= np.sqrt(6 / (k.shape[0] + 1)) + 1e-6
 
 
+@pytest.mark.slow  # trains an InceptionV3 (module fixture `trained`)
 def test_independent_changes_one_block(trained):
     res, _, path = trained
     w0 = weights(res.model)
@@ -91,6 +94,7 @@ def test_independent_changes_one_block(trained):
     assert all(np.array_equal(w0[p], w2[p]) for p in w0)
 
 
+@pytest.mark.slow  # trains an InceptionV3 (module fixture `trained`)
 def test_trained_model_beats_chance_and_fully_randomized_is_at_chance(trained):
     res, shards, path = trained
     assert res.metrics["test_auroc"] > 0.9
