@@ -15,6 +15,12 @@ CALIBRATION_USED = (
     CALIBRATION_FILE if os.path.exists(CALIBRATION_FILE) else str(cost.SHIPPED_CALIBRATION)
 )
 CALIBRATION = cost.read_calibration(CALIBRATION_USED)
+if cost.ingest_seconds(CALIBRATION) is None:  # `calibrate` measures the GPU work only
+    CALIBRATION += [
+        r
+        for r in cost.read_calibration(cost.SHIPPED_CALIBRATION)
+        if r["kind"] == "ingest"
+    ]
 
 
 @functools.lru_cache(maxsize=None)

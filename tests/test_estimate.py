@@ -84,3 +84,17 @@ def test_estimate_target_on_tiny_config(tmp_path):
     for col in ("jobs", "slurm_jobs", "gpu_hours", "cpu_hours"):
         assert table.loc["total", col] == pytest.approx(stages[col].sum(), abs=0.02)
     assert table.loc["maps", "gpu_hours"] > 0
+
+
+@pytest.mark.slow
+def test_calibrate_then_estimate_uses_it(tmp_path):
+    """`snakemake calibrate` (TensorFlow, ~25 s on 2 cores) writes a table for the configured image
+    size and classifiers, and the estimate then uses it instead of the shipped CPU table."""
+    config_path = ROOT / "tests" / "configs" / "tiny.yaml"
+    _snakemake(tmp_path, config_path, "calibrate")
+    table = cost.read_calibration(tmp_path / "results" / "calibration.csv")
+    grads = {(r["arch"], r["image_size"], r["batch_size"]) for r in table if r["kind"] == "gradient"}
+    assert grads == {("inceptionv3", 80, 32), ("densenet121", 80, 32)}  # batch_size null on CPU: 32
+    assert all(r["seconds"] > 0 for r in table)
+    out = _snakemake(tmp_path, config_path, "estimate")
+    assert "calibration: results/calibration.csv" in out and "shipped" not in out
