@@ -14,6 +14,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/cost.smk"
 include: "rules/data.smk"
 include: "rules/byom.smk"
 include: "rules/models.smk"

@@ -50,7 +50,10 @@ RUN_STARTED = time.time()  # benchmark files written after this are this run's
 
 def print_stage_times():
     """Time per stage of this run (Snakefile onsuccess/onerror), from the benchmark files."""
-    print(format_stage_times(stage_times("benchmarks/out", since=RUN_STARTED)), file=sys.stderr)
+    print(
+        format_stage_times(stage_times("benchmarks/out", since=RUN_STARTED)),
+        file=sys.stderr,
+    )
 
 
 wildcard_constraints:
@@ -362,3 +365,36 @@ def saliency_targets(dataset):
         for method in SALIENCY_METHODS
         for shard in test
     ]
+
+
+# ---- stage targets (rules/targets.smk)
+
+#: The stages in data-flow order; each target includes the ones before it.
+STAGES = ("data", "models", "maps", "scores", "stats", "report")
+
+
+def stats_targets(dataset):
+    """The statistics of a dataset (none with stats.enabled false)."""
+    out = f"{RESULTS}/{dataset}/stats"
+    return [f"{out}/contrasts.csv", f"{out}/models.csv"] if STATS_ON else []
+
+
+def stage_targets(stage, dataset, wildcards=None):
+    """Every output of ``dataset`` up to and including ``stage`` (report = every final output)."""
+    if stage == "report":
+        return dataset_targets(dataset, wildcards)
+    byom = plan.is_byom(config["datasets"][dataset])
+    own = {
+        "data": data_targets,
+        "models": (lambda ds: []) if byom else model_targets,
+        "maps": byom_targets if byom else saliency_targets,
+        "scores": criteria_targets,
+        "stats": stats_targets,
+    }
+    upto = STAGES[: STAGES.index(stage) + 1]
+    return list(dict.fromkeys(t for s in upto for t in own[s](dataset)))
+
+
+def stage_inputs(stage):
+    """One input function per dataset (as rule all's), so a dry run shows every manifest checkpoint."""
+    return [functools.partial(stage_targets, stage, ds) for ds in DATASETS]
