@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.skip(reason=f"{why}; {r_missing_reason()}"))
 
 
-def snakemake(workdir, *args, configfile=TINY, check=True, timeout=1800, **kwargs):
+def snakemake(workdir, *args, configfile=TINY, check=True, timeout=3600, **kwargs):
     """Run the workflow of this repo in ``workdir`` with ``configfile`` replacing config.yaml."""
     # --configfile and --resources take several values: "-d" and "--replace-workflow-config" end
     # them, so targets in ``args`` are not swallowed
