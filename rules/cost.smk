@@ -1,9 +1,8 @@
-# Cost model of the maps jobs (saliency_audit.saliency.cost): the calibration table in use and the
-# functions that size the maps rules' `runtime` and feed the `estimate` target (rules/estimate.smk).
-
-from types import SimpleNamespace
+# Cost model of the jobs (saliency_audit.saliency.cost): the calibration table in use and the
+# functions that size the shard, train_model and maps rules' `runtime`/`mem_mb` and feed the `estimate` target (rules/estimate.smk).
 
 from saliency_audit.saliency import cost  # noqa: E402
+from saliency_audit.saliency.jobs import MAPS_MEM_MB  # noqa: E402
 
 CALIBRATION_FILE = f"{RESULTS}/calibration.csv"
 CALIBRATION_USED = (
@@ -66,6 +65,75 @@ def segments_runtime(wildcards):
     return cost.runtime_minutes(sec * map_images(wildcards.dataset, wildcards.shard))
 
 
+@functools.lru_cache(maxsize=None)
+def _split_shard_counts(path, mtime_ns):
+    m = _read_manifest(path, mtime_ns)
+    return {
+        (str(sp), int(sh)): int(n)
+        for (sp, sh), n in m.groupby(["split", "shard"]).size().items()
+    }
+
+
+def shard_images(dataset, split, shard):
+    """Images of one shard of a split, from the manifest (shards.size before it exists)."""
+    path = f"{RESULTS}/{dataset}/data/manifest.csv"
+    if not os.path.exists(path):
+        return config["shards"]["size"]
+    counts = _split_shard_counts(path, os.stat(path).st_mtime_ns)
+    return counts.get((split, int(shard)), config["shards"]["size"])
+
+
+def shard_runtime(wildcards):
+    """`runtime` (minutes) of a shard job: the calibration's ingest seconds x its images."""
+    return cost.shard_runtime_minutes(
+        CALIBRATION, shard_images(wildcards.dataset, wildcards.split, wildcards.shard)
+    )
+
+
+def shard_mem(wildcards):
+    """`mem_mb` of a shard job: bench_ingest's per-image memory x its images + base."""
+    return cost.shard_mem_mb(
+        shard_images(wildcards.dataset, wildcards.split, wildcards.shard),
+        config["image_size"],
+    )
+
+
+def split_images(dataset):
+    """split -> images of a dataset: the manifest's, else the split file's or n_images x fractions."""
+    path = f"{RESULTS}/{dataset}/data/manifest.csv"
+    if os.path.exists(path):
+        counts = _split_shard_counts(path, os.stat(path).st_mtime_ns)
+        return {
+            s: sum(n for (sp, _), n in counts.items() if sp == s)
+            for s in ("train", "val", "test")
+        }
+    return cost.fallback_split_images(
+        config, dataset, Path(workflow.basedir) / "resources" / "splits"
+    )
+
+
+def train_runtime(wildcards):
+    """`runtime` (minutes) of a train_model job from the cost model (cost.training_seconds)."""
+    return cost.runtime_minutes(
+        cost.model_training_seconds(
+            config,
+            CALIBRATION,
+            wildcards.dataset,
+            wildcards.model,
+            split_images(wildcards.dataset),
+        )
+    )
+
+
+def maps_mem(wildcards):
+    """`mem_mb` of a maps job: measured per-item memory x the gradient batch, floor MAPS_MEM_MB."""
+    return cost.maps_mem_mb(
+        model_image_size(wildcards.dataset),
+        config["saliency"]["batch_size"],
+        MAPS_MEM_MB,
+    )
+
+
 def estimate_test_images():
     """dataset -> {test shard: images that get maps}: from the manifest when it exists, else the
     published split file's test size (siim, rsna) or n_images x the test fraction, every test image
@@ -108,18 +176,6 @@ def estimate_shard_images():
                 for n in cost.in_shards(sizes[split], config["shards"]["size"]).values()
             ]
     return out
-
-
-def requested_runtime(rule, wildcards):
-    """The `runtime` (minutes) a rule requests for a job with these wildcards."""
-    res = rule.rule.resources["runtime"]
-    if callable(res):
-        return res(wildcards)
-    if getattr(
-        res, "is_evaluable", lambda: False
-    )():  # Snakemake 9 wraps it in a Resource
-        return res.evaluate(wildcards).value
-    return getattr(res, "value", res)
 
 
 def slurm_grouping():

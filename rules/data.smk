@@ -39,8 +39,8 @@ rule shard:
     conda:
         "../envs/data.yaml"
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=shard_mem,  # rules/cost.smk
+        runtime=shard_runtime,
     params:
         dataset=lambda wc: config["datasets"][wc.dataset],
         image_size=config["image_size"],

@@ -52,13 +52,10 @@ rule estimate:
             CALIBRATION,
             groups=slurm_grouping()[0],
             components=slurm_grouping()[1],
-            requested={
-                "train_model": lambda model: requested_runtime(
-                    rules.train_model, SimpleNamespace(model=model)
-                ),
-                "shard": lambda _: requested_runtime(rules.shard, None),
-            },
             shard_images=estimate_shard_images(),
+            split_images={
+                ds: split_images(ds) for ds in plan.trained_datasets(config)
+            },
         ),
         calibration=CALIBRATION_USED,
         shipped=CALIBRATION_USED == str(cost.SHIPPED_CALIBRATION),

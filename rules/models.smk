@@ -23,7 +23,7 @@ rule train_model:
     resources:
         gpu=1,
         mem_mb=lambda wc: 12000 if plan.is_classifier(wc.model) else 8000,
-        runtime=lambda wc: 720 if plan.is_classifier(wc.model) else 480,
+        runtime=train_runtime,  # rules/cost.smk
     params:
         models=lambda wc: model_cfg(wc.model),
         image_size=lambda wc: model_image_size(wc.dataset),

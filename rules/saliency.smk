@@ -4,7 +4,7 @@
 # job per (model, state, shard) computing every method (amortizes TensorFlow start-up on laptops).
 # Only one of the two rules is defined; both write the same files.
 
-from saliency_audit.saliency.jobs import MAPS_MEM_MB, job_params  # noqa: E402
+from saliency_audit.saliency.jobs import job_params  # noqa: E402
 
 SAL = config["saliency"]
 SALIENCY_METHODS = list(SAL["methods"])
@@ -45,7 +45,7 @@ if SAL["job_per"] == "method":
             "../envs/tensorflow.yaml"
         threads: tf_threads
         resources:
-            mem_mb=MAPS_MEM_MB,
+            mem_mb=maps_mem,  # rules/cost.smk
             runtime=lambda wc: maps_runtime(wc, [wc.method]),  # rules/estimate.smk
             gpu=1,
         params:
@@ -97,7 +97,7 @@ else:
             "../envs/tensorflow.yaml"
         threads: tf_threads
         resources:
-            mem_mb=MAPS_MEM_MB,
+            mem_mb=maps_mem,  # rules/cost.smk
             runtime=lambda wc: maps_runtime(wc, SALIENCY_METHODS),  # rules/estimate.smk
             gpu=1,
         params:

@@ -96,24 +96,74 @@ def test_runtime_grows_with_cost_and_shard_size():
 
 def test_estimate_rows_by_hand():
     config = {"datasets": {"d": {"kind": "synthetic", "task": "segmentation"}}, "image_size": 320, "seed": 1,
-              "models": {"inceptionv3": {"replicates": 1}, "unet": {"replicates": 1}},
+              "models": {"inceptionv3": {"replicates": 1, "epochs": 2, "batch_size": 32},
+                         "unet": {"replicates": 1, "epochs": 3, "batch_size": 4}},
               "randomization": {"repeats": 0},
               "saliency": {"methods": ["GRAD", "SIG"], "job_per": "method", "params": {}, "batch_size": None}}
     table = TABLE + [dict(kind="ingest", arch="jpeg", image_size=320, batch_size=1, seconds=0.1)]
     rows = {r["stage"]: r for r in cost.estimate_rows(
         config, {"d": {0: 10, 1: 4}}, table, groups={"saliency_maps": "maps", "shard": "shards"},
-        components={"maps": 3, "shards": 4}, requested={"train_model": lambda m: 60},
-        shard_images={"d": [100, 100, 14]})}
+        components={"maps": 3, "shards": 4}, shard_images={"d": [100, 100, 14]},
+        split_images={"d": {"train": 100, "val": 100, "test": 14}})}
     # maps of the one classifier's original state (no cascade runs): 2 methods x 2 test shards,
     # (GRAD 1 + SIG 625) x 0.01 s x 14 images
     assert rows["maps"]["jobs"] == 4
     assert rows["maps"]["gpu_hours"] == pytest.approx(626 * 0.01 * 14 / 3600)
     assert rows["maps"]["slurm_jobs"] == math.ceil(rows["maps"]["jobs"] / 3)
-    assert rows["training"]["jobs"] == 2 and rows["training"]["gpu_hours"] == 2.0
+    # training: epochs x (100 train + 100 val / 3) + 14 test / 3 evaluations; InceptionV3 0.01 s each,
+    # U-Net (no calibration row) the slowest classifier at 320 px, DenseNet121's 0.02 s
+    train_sec = (2 * (100 + 100 / 3) + 14 / 3) * 0.01 + (3 * (100 + 100 / 3) + 14 / 3) * 0.02
+    assert rows["training"]["jobs"] == 2 and rows["training"]["basis"] == "cost model"
+    assert rows["training"]["gpu_hours"] == pytest.approx(train_sec / 3600)
+    assert rows["training"]["requested_hours"] == pytest.approx(
+        (cost.runtime_minutes((2 * (100 + 100 / 3) + 14 / 3) * 0.01)
+         + cost.runtime_minutes((3 * (100 + 100 / 3) + 14 / 3) * 0.02)) / 60)
     assert rows["data"]["jobs"] == 3 and rows["data"]["slurm_jobs"] == 1
     assert rows["data"]["cpu_hours"] == pytest.approx(214 * 0.1 / 3600)
     assert "xrai_segments" not in rows
-    assert rows["total"]["gpu_hours"] == pytest.approx(rows["maps"]["gpu_hours"] + 2.0)
+    assert rows["total"]["gpu_hours"] == pytest.approx(rows["maps"]["gpu_hours"] + train_sec / 3600)
+
+
+def test_shard_resources_by_hand_and_grow_with_shard_size():
+    table = TABLE + [dict(kind="ingest", arch="jpeg", image_size=320, batch_size=1, seconds=0.05),
+                     dict(kind="ingest", arch="dicom16", image_size=320, batch_size=1, seconds=0.04)]
+    # slowest format 0.05 s x 256 images x SAFETY 3 = 38.4 s = 0.64 min, + 10 min start-up
+    assert cost.shard_runtime_minutes(table, 256) == math.ceil(10 + 3 * 256 * 0.05 / 60) == 11
+    assert cost.shard_runtime_minutes(table, 4096) == math.ceil(10 + 3 * 4096 * 0.05 / 60) == 21
+    runtimes = [cost.shard_runtime_minutes(table, n) for n in (32, 1024, 4096, 16384)]
+    assert runtimes == sorted(runtimes) and runtimes[0] < runtimes[-1]
+    # 2 x (170 MB + 0.25 MB x images x (size / 320)^2), at least 1000 MB
+    assert cost.shard_mem_mb(32, 320) == 1000  # 2 x 178 = 356 < floor
+    assert cost.shard_mem_mb(4096, 320) == 2 * (170 + 1024) == 2388
+    assert cost.shard_mem_mb(4096, 640) == 2 * (170 + 4096) == 8532
+    mems = [cost.shard_mem_mb(n, 320) for n in (256, 2048, 4096, 16384)]
+    assert mems == sorted(mems) and mems[0] < mems[-1]
+    with pytest.raises(InputError, match="ingest"):
+        cost.shard_runtime_minutes(TABLE, 10)
+
+
+def test_training_seconds_by_hand_and_grow_with_epochs_and_images():
+    images = {"train": 800, "val": 90, "test": 120}
+    # 20 x (800 + 90 / 3) + 120 / 3 = 16640 evaluations x 0.01 s
+    assert cost.training_seconds(TABLE, "inceptionv3", 320, 20, images) == pytest.approx(166.4)
+    # at 160 px the 128 px row scaled by (160 / 128)^2
+    assert cost.training_seconds(TABLE, "inceptionv3", 160, 20, images) == pytest.approx(16640 * 0.002 * 1.5625)
+    # a localizer (no row) takes the slowest classifier at that size: DenseNet121's 0.02 s
+    assert cost.training_seconds(TABLE, "unet", 320, 20, images) == pytest.approx(332.8)
+    by_epochs = [cost.runtime_minutes(cost.training_seconds(TABLE, "inceptionv3", 320, e, images) * 100)
+                 for e in (1, 5, 20)]
+    assert by_epochs == sorted(by_epochs) and by_epochs[0] < by_epochs[-1]
+    more = dict(images, train=8000)
+    assert cost.training_seconds(TABLE, "inceptionv3", 320, 20, more) > cost.training_seconds(
+        TABLE, "inceptionv3", 320, 20, images)
+
+
+def test_maps_mem_by_hand():
+    # batch null = the CPU batch of 32: 2 x (800 + 63 x 32) = 5632 MB < the 8000 MB floor
+    assert cost.maps_mem_mb(320, None, 8000) == 8000
+    assert cost.maps_mem_mb(320, 256, 8000) == 2 * (800 + 63 * 256) == 33856
+    assert cost.maps_mem_mb(640, 64, 8000) == 2 * (800 + 63 * 64 * 4) == 33856
+    assert cost.maps_mem_mb(160, 64, 1000) == 2 * (800 + 63 * 64 // 4) == 3616
 
 
 def test_group_jobs():

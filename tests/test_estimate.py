@@ -61,6 +61,31 @@ def test_maps_runtime_from_cost_model_and_shard(tmp_path):
     assert runtime["SIG", "000"] > runtime["SIG", "004"]
 
 
+def test_shard_and_training_resources_from_cost_model(tmp_path):
+    """At paper scale (bench_dag's manifest: SIIM 8646 / 961 / 1068 images in shards of 256), a shard
+    job requests the ingest figures x its images, a train_model job the cost model x epochs x images;
+    maps jobs the measured per-item memory (at the CPU batch of 32 under the 8000 MB floor)."""
+    config_path = ROOT / "tests" / "configs" / "paper_scale.yaml"
+    _bench().prepare(tmp_path, config_path)
+    targets = ["results/siim/models/inceptionv3_1/model.keras", "results/siim/models/unet_1/model.keras",
+               "results/siim/maps/inceptionv3_1/original/SIG/test_000.npz"]
+    out = _snakemake(tmp_path, config_path, "-n", *targets)
+    res = {w: dict(kv.split("=") for kv in r.split(", ") if "=" in kv)
+           for w, r in re.findall(r"wildcards: ([^\n]*)\n\s*resources: ([^\n]*)", out)}
+    table = cost.read_calibration(cost.SHIPPED_CALIBRATION)
+    full = res["dataset=siim, split=train, shard=000"]
+    last = res["dataset=siim, split=train, shard=033"]  # 8646 - 33 x 256 = 198 images
+    assert int(full["runtime"]) == cost.shard_runtime_minutes(table, 256)
+    assert int(last["runtime"]) == cost.shard_runtime_minutes(table, 198)
+    assert int(full["mem_mb"]) == cost.shard_mem_mb(256, 320)
+    images = {"train": 8646, "val": 961, "test": 1068}
+    for model, epochs in (("inceptionv3_1", 20), ("unet_1", 75)):  # schema defaults
+        sec = cost.training_seconds(table, plan.arch_of(model), 320, epochs, images)
+        assert int(res[f"dataset=siim, model={model}"]["runtime"]) == cost.runtime_minutes(sec), model
+    maps = res["dataset=siim, model=inceptionv3_1, state=original, method=SIG, shard=000"]
+    assert int(maps["mem_mb"]) == cost.maps_mem_mb(320, None, 8000) == 8000
+
+
 def test_estimate_target_on_tiny_config(tmp_path):
     config_path = ROOT / "tests" / "configs" / "tiny.yaml"
     out = _snakemake(tmp_path, config_path, "estimate")
@@ -84,6 +109,10 @@ def test_estimate_target_on_tiny_config(tmp_path):
     for col in ("jobs", "slurm_jobs", "gpu_hours", "cpu_hours"):
         assert table.loc["total", col] == pytest.approx(stages[col].sum(), abs=0.02)
     assert table.loc["maps", "gpu_hours"] > 0
+    # tiny training jobs (1 epoch of 39 images at 80 px) take seconds: each requests the start-up floor
+    assert table.loc["training", "basis"] == "cost model"
+    assert table.loc["training", "requested_hours"] == pytest.approx(
+        table.loc["training", "jobs"] * (cost.STARTUP_MINUTES + 1) / 60, abs=0.01)
 
 
 @pytest.mark.slow

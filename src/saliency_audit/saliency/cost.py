@@ -103,6 +103,76 @@ def ingest_seconds(table: list[dict]) -> float | None:
     return max(rows) if rows else None
 
 
+#: memory of a data-stage shard job (benchmarks/bench_ingest.py, 1024 x 1024 JPEG DICOMs resized to
+#: 320 px: peak RSS 176 MB for a 32-image shard job, ~230 MB projected at 256 images): a base of the
+#: interpreter, pydicom and numpy plus the shard's arrays (image float32 + mask, ~0.25 MB each at
+#: 320 px, growing with the pixels); requested = SHARD_MEM_MARGIN x that, at least SHARD_MEM_FLOOR_MB
+SHARD_BASE_MB = 170
+SHARD_MB_PER_IMAGE_320 = 0.25
+SHARD_MEM_MARGIN = 2
+SHARD_MEM_FLOOR_MB = 1000
+#: memory of a maps job on CPU (benchmarks/mem_saliency.py, InceptionV3 at 320 px): ~0.8 GB after
+#: the model is built plus ~63 MB per item of the gradient batch, growing with the pixels;
+#: requested = MAPS_MEM_MARGIN x that, at least jobs.MAPS_MEM_MB (8 GB: on a GPU the activations are in
+#: device memory and the host holds the CUDA/XLA runtime, which that floor covers)
+MAPS_BASE_MB = 800
+MAPS_MB_PER_ITEM_320 = 63
+MAPS_MEM_MARGIN = 2
+#: ``saliency.batch_size: null`` on a CPU (base.default_batch_size); on a GPU it is 256, but then the
+#: per-item memory is on the device, so the CPU batch bounds the host memory either way
+CPU_BATCH_SIZE = 32
+
+
+def shard_runtime_minutes(table: list[dict], n_images: int) -> int:
+    """Requested ``runtime`` (minutes) of a shard job of ``n_images``: STARTUP_MINUTES + SAFETY x
+    images x the calibration's ingest seconds per image (:func:`ingest_seconds`)."""
+    sec = ingest_seconds(table)
+    if sec is None:
+        raise InputError("calibration table has no 'ingest' rows (benchmarks/bench_ingest.py)")
+    return runtime_minutes(n_images * sec)
+
+
+def shard_mem_mb(n_images: int, image_size: int) -> int:
+    """Requested ``mem_mb`` of a shard job of ``n_images`` images of side ``image_size``."""
+    mb = SHARD_BASE_MB + SHARD_MB_PER_IMAGE_320 * n_images * (image_size / 320) ** 2
+    return max(SHARD_MEM_FLOOR_MB, int(math.ceil(SHARD_MEM_MARGIN * mb)))
+
+
+def maps_mem_mb(image_size: int, batch_size: int | None, floor: int) -> int:
+    """Requested ``mem_mb`` of a maps job: MAPS_MEM_MARGIN x (base + per-item memory x batch), the
+    per-item figure scaled by ``(image_size / 320)^2``, at least ``floor``."""
+    batch = CPU_BATCH_SIZE if batch_size is None else batch_size
+    mb = MAPS_BASE_MB + MAPS_MB_PER_ITEM_320 * batch * (image_size / 320) ** 2
+    return max(floor, int(math.ceil(MAPS_MEM_MARGIN * mb)))
+
+
+def training_seconds(table: list[dict], arch: str, image_size: int, epochs: int, images: dict,
+                     batch_size: int | None = None) -> float:
+    """Expected seconds of training ``arch`` for ``epochs`` on ``images`` (split -> images).
+
+    One training step of an image (forward + backward to the weights) is counted as one input-gradient
+    evaluation of the calibration (forward + backward to the input: the same passes, without the
+    optimizer update, which is small next to them); each epoch's validation and the final test
+    evaluation are forward passes (FORWARD_COST each). Every train image is counted each epoch (an
+    upper bound for a sampler that draws fewer). An architecture without a calibration row (the
+    localizers U-Net and RetinaNet) takes the slowest calibrated classifier's seconds
+    (:func:`seconds_per_eval`)."""
+    per_epoch = images.get("train", 0) + FORWARD_COST * images.get("val", 0)
+    evals = epochs * per_epoch + FORWARD_COST * images.get("test", 0)
+    return evals * seconds_per_eval(table, arch, image_size, batch_size)
+
+
+def model_training_seconds(config: dict, table: list[dict], dataset: str, model: str, images: dict) -> float:
+    """Expected seconds of training model ``model`` of ``dataset`` (:func:`training_seconds` with its
+    architecture's ``epochs`` and ``batch_size`` and the dataset's image size)."""
+    from .. import plan
+
+    arch = plan.arch_of(model)
+    m = config["models"][arch]
+    size = config["datasets"][dataset].get("image_size", config["image_size"])
+    return training_seconds(table, arch, size, m["epochs"], images, m["batch_size"])
+
+
 def evaluations(name: str, image_size: int, params: dict | None = None) -> float:
     """Gradient-evaluation equivalents per image: gradients + FORWARD_COST x forwards."""
     return gradient_count(name, params) + FORWARD_COST * forward_count(name, image_size, params)
@@ -143,7 +213,8 @@ def group_jobs(jobs: int, rule: str, groups: dict, components: dict) -> int:
 
 
 def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=None, components=None,
-                  requested: dict | None = None, shard_images: dict | None = None) -> list[dict]:
+                  requested: dict | None = None, shard_images: dict | None = None,
+                  split_images: dict | None = None) -> list[dict]:
     """Per stage of the saliency run: jobs, Slurm jobs after grouping, GPU- and CPU-hours.
 
     Parameters
@@ -162,6 +233,9 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
         ``basis: requested``; ``shard`` gives the data stage's when the table has no ``ingest`` rows.
     shard_images : dict or None
         dataset -> list of images per shard of every split (the data stage; None leaves it out).
+    split_images : dict or None
+        dataset -> {split: images}: the training stage's cost model (:func:`model_training_seconds`),
+        needed unless ``requested`` has ``train_model``.
 
     Returns
     -------
@@ -196,8 +270,12 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
         size = config["datasets"][ds].get("image_size", config["image_size"])
         shards = test_images[ds]
         for model in plan.model_ids(config, ds):
-            minutes = requested["train_model"](model) if "train_model" in requested else 0
-            add("training", "train_model", minutes / 60, minutes / 60, True, "requested")
+            if "train_model" in requested:
+                minutes = requested["train_model"](model)
+                add("training", "train_model", minutes / 60, minutes / 60, True, "requested")
+            else:
+                sec = model_training_seconds(config, table, ds, model, (split_images or {})[ds])
+                add("training", "train_model", sec / 3600, runtime_minutes(sec) / 60, True, "cost model")
         xrai_full = "XRAI" in methods and not segments_in_job("XRAI", (sal.get("params") or {}).get("XRAI"))
         for shard, n in shards.items():
             if xrai_full:
