@@ -11,7 +11,10 @@ size and batch size, the seconds of one input-gradient evaluation, and per image
 of segmenting one image (rule ``calibrate``, :mod:`.calibrate`; without it the table shipped in
 ``resources/calibration_cpu.csv``, measured on the development machine's CPU).
 
-A job's requested ``runtime`` (minutes) is ``STARTUP_MINUTES + SAFETY x expected minutes``.
+A job's requested ``runtime`` (minutes) is ``STARTUP_MINUTES + SAFETY x expected minutes``. The same
+model sizes the data stage's shard jobs (:func:`shard_runtime_minutes`, :func:`shard_mem_mb`: the
+``ingest`` rows and benchmarks/bench_ingest.py's memory), training (:func:`training_seconds`: epochs x
+images x one gradient evaluation) and the maps jobs' memory (:func:`maps_mem_mb`).
 """
 
 from __future__ import annotations
@@ -153,8 +156,8 @@ def training_seconds(table: list[dict], arch: str, image_size: int, epochs: int,
     One training step of an image (forward + backward to the weights) is counted as one input-gradient
     evaluation of the calibration (forward + backward to the input: the same passes, without the
     optimizer update, which is small next to them); each epoch's validation and the final test
-    evaluation are forward passes (FORWARD_COST each). Every train image is counted each epoch (an
-    upper bound for a sampler that draws fewer). An architecture without a calibration row (the
+    evaluation are forward passes (FORWARD_COST each). Every train image is counted each of the
+    ``epochs`` (an upper bound: early stopping may end sooner, a sampler may draw fewer). An architecture without a calibration row (the
     localizers U-Net and RetinaNet) takes the slowest calibrated classifier's seconds
     (:func:`seconds_per_eval`)."""
     per_epoch = images.get("train", 0) + FORWARD_COST * images.get("val", 0)

@@ -9,8 +9,9 @@ from .registry import resolve_params, spec
 #: by benchmarks/mem_saliency.py (asserted in tests/test_resources.py) on CPU for InceptionV3 at 320 px,
 #: SIG 25 x 25, the CPU batch of 32: peak RSS ~2.8 GB (0.8 GB of it before the first map). On a GPU
 #: the activations live in device memory and the host holds the CUDA/XLA runtime. A larger
-#: ``saliency.batch_size`` on CPU grows the peak by ~63 MB per item at 320 px: raise mem_mb with
-#: ``--set-resources saliency_maps:mem_mb=...``.
+#: ``saliency.batch_size`` or image size on CPU grows the peak by ~63 MB per item at 320 px: the
+#: maps rules request :func:`.cost.maps_mem_mb` (that figure x the batch, with a margin), this
+#: constant being its floor.
 MAPS_MEM_MB = 8000
 #: ``saliency.noise`` values
 NOISE_MODES = ("independent", "common")
