@@ -216,8 +216,7 @@ def group_jobs(jobs: int, rule: str, groups: dict, components: dict) -> int:
 
 
 def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=None, components=None,
-                  requested: dict | None = None, shard_images: dict | None = None,
-                  split_images: dict | None = None) -> list[dict]:
+                  shard_images: dict | None = None, split_images: dict) -> list[dict]:
     """Per stage of the saliency run: jobs, Slurm jobs after grouping, GPU- and CPU-hours.
 
     Parameters
@@ -230,15 +229,10 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
         The calibration table (:func:`read_calibration`).
     groups, components : dict
         The Slurm profile's ``groups`` and ``group-components``.
-    requested : dict
-        rule -> function of the model id giving the requested minutes of a job of a stage without a
-        cost model (``train_model``); its hours are the requested ones (an upper bound), marked
-        ``basis: requested``; ``shard`` gives the data stage's when the table has no ``ingest`` rows.
     shard_images : dict or None
         dataset -> list of images per shard of every split (the data stage; None leaves it out).
-    split_images : dict or None
-        dataset -> {split: images}: the training stage's cost model (:func:`model_training_seconds`),
-        needed unless ``requested`` has ``train_model``.
+    split_images : dict
+        dataset -> {split: images}: the training stage (:func:`model_training_seconds`).
 
     Returns
     -------
@@ -251,7 +245,6 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
     methods = list(sal["methods"])
     per_job = [[m] for m in methods] if sal["job_per"] == "method" else [methods]
     maps_rule = "saliency_maps" if sal["job_per"] == "method" else "saliency_maps_all_methods"
-    requested = requested or {}
     acc = {}
 
     def add(stage, rule, hours, req_hours, gpu, basis):
@@ -261,24 +254,16 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
         row["gpu_hours" if gpu else "cpu_hours"] += hours
         row["requested_hours"] += req_hours
 
-    ingest = ingest_seconds(table)
     for ds, counts in (shard_images or {}).items():
         for n in counts:
-            req = requested["shard"](None) / 60 if "shard" in requested else runtime_minutes(n * (ingest or 0)) / 60
-            if ingest is not None:
-                add("data", "shard", n * ingest / 3600, req, False, "cost model")
-            else:
-                add("data", "shard", req, req, False, "requested")
+            add("data", "shard", n * (ingest_seconds(table) or 0) / 3600, shard_runtime_minutes(table, n) / 60,
+                False, "cost model")
     for ds in plan.trained_datasets(config):
         size = config["datasets"][ds].get("image_size", config["image_size"])
         shards = test_images[ds]
         for model in plan.model_ids(config, ds):
-            if "train_model" in requested:
-                minutes = requested["train_model"](model)
-                add("training", "train_model", minutes / 60, minutes / 60, True, "requested")
-            else:
-                sec = model_training_seconds(config, table, ds, model, (split_images or {})[ds])
-                add("training", "train_model", sec / 3600, runtime_minutes(sec) / 60, True, "cost model")
+            sec = model_training_seconds(config, table, ds, model, split_images[ds])
+            add("training", "train_model", sec / 3600, runtime_minutes(sec) / 60, True, "cost model")
         xrai_full = "XRAI" in methods and not segments_in_job("XRAI", (sal.get("params") or {}).get("XRAI"))
         for shard, n in shards.items():
             if xrai_full:
