@@ -174,11 +174,12 @@ def test_method_run_maps_every_state_by_rule_saliency_maps(tiny_method_run):
     config = yaml.safe_load((root / "tiny_method.yaml").read_text())
     (ds,) = config["datasets"]
     methods = config["saliency"]["methods"]
-    states = ["original"] + [f"{kind}-{b}" for kind in ("cascade", "indep") for b in INCEPTION_CASCADE]
+    # two cascade runs (randomization.repeats: 2): cascade-<block> and cascade2-<block>
+    states = ["original"] + [f"{kind}-{b}" for kind in ("cascade", "cascade2", "indep") for b in INCEPTION_CASCADE]
     maps = {p.relative_to(root / "results" / ds / "maps").as_posix()
             for p in (root / "results" / ds / "maps").rglob("*.npz")}
     expected = {f"inceptionv3_1/{st}/{m}/test_000.npz" for st in states for m in methods}
-    assert expected <= maps and len(expected) == 2 * 23
+    assert expected <= maps and len(expected) == 2 * 34
     assert maps - expected == {"unet_1/original/PRED/test_000.npz"}  # the localizer; no other classifier
     # one job per (model, state, method, shard): rule saliency_maps' log per method
     logs = {p.relative_to(root / "logs" / ds / "maps" / "inceptionv3_1").as_posix()
@@ -195,6 +196,9 @@ def test_method_run_maps_every_state_by_rule_saliency_maps(tiny_method_run):
     b = np.load(root / "results" / ds / "maps" / "inceptionv3_1" / "indep-mixed5" / "IG" / "test_000.npz")
     key = next(k for k in a.files if a[k].dtype.kind == "f")
     assert not np.allclose(a[key], b[key])
+    # the second cascade run re-draws the weights: its maps differ from the first run's
+    c = np.load(root / "results" / ds / "maps" / "inceptionv3_1" / "cascade2-mixed5" / "IG" / "test_000.npz")
+    assert not np.allclose(a[key], c[key])
 
 
 def test_method_run_table2(tiny_method_run):
