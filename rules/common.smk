@@ -223,7 +223,7 @@ def model_cfg(model_id):
 
 
 def model_image_size(dataset):
-    return config["datasets"][dataset].get("image_size", config["image_size"])
+    return plan.image_size(config, dataset)
 
 
 def tf_threads(wildcards):

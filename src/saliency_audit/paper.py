@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .plan import image_size
+
 #: Shown when the paper or the released code does not state a value.
 NOT_STATED = None
 DEVIATION_COLUMNS = [
@@ -90,7 +92,7 @@ def method_param(method: str, name: str) -> Callable[[dict, str], Any]:
 
 
 def _image_size(config, dataset):
-    return (config["datasets"].get(dataset) or {}).get("image_size", config.get("image_size"))
+    return image_size(config, dataset)
 
 
 def _data(config, dataset):

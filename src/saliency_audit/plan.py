@@ -88,6 +88,11 @@ def has_maps(config: dict, dataset: str, model: str, state: str, method: str) ->
     return lay is None or (model, state, method) in set(lay["triples"])
 
 
+def image_size(config: dict, dataset: str) -> int:
+    """Side of the square model input of ``dataset``: its own ``image_size`` or the run's."""
+    return int(config["datasets"][dataset].get("image_size", config["image_size"]))
+
+
 def model_ids(config: dict, dataset: str) -> list[str]:
     """All trained model ids of a dataset: ``{arch}_{replicate}`` (replicates count from 1).
 

@@ -23,6 +23,7 @@ import csv
 import math
 from pathlib import Path
 
+from .. import plan
 from ..errors import InputError
 from .registry import forward_count, gradient_count, resolve_params, spec
 
@@ -172,7 +173,7 @@ def model_training_seconds(config: dict, table: list[dict], dataset: str, model:
 
     arch = plan.arch_of(model)
     m = config["models"][arch]
-    size = config["datasets"][dataset].get("image_size", config["image_size"])
+    size = plan.image_size(config, dataset)
     return training_seconds(table, arch, size, m["epochs"], images, m["batch_size"])
 
 
@@ -259,7 +260,7 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
             add("data", "shard", n * (ingest_seconds(table) or 0) / 3600, shard_runtime_minutes(table, n) / 60,
                 False, "cost model")
     for ds in plan.trained_datasets(config):
-        size = config["datasets"][ds].get("image_size", config["image_size"])
+        size = plan.image_size(config, ds)
         shards = test_images[ds]
         for model in plan.model_ids(config, ds):
             sec = model_training_seconds(config, table, ds, model, split_images[ds])
