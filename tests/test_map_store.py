@@ -192,3 +192,25 @@ def test_a_failed_copy_leaves_no_entry_and_no_temporary(tmp_path, monkeypatch):
 def test_keys_must_be_sha256_hex(tmp_path):
     with pytest.raises(ValueError, match="64 lowercase hex"):
         MapStore(tmp_path).path("../../etc")
+
+
+def test_fetch_materializes_stored_outputs_and_lists_the_rest(tmp_path, caplog):
+    st = MapStore(tmp_path / "maps" / ".store")
+    pairs = [("original", "GRAD"), ("original", "SG"), ("cascade-logits", "GRAD"), ("cascade-logits", "SG")]
+    keys = {p: map_key(state=p[0], method=p[1]) for p in pairs}
+    outputs = {p: tmp_path / "maps" / "m" / p[0] / p[1] / "test_000.npz" for p in pairs}
+    # a first job stored everything but cascade-logits' SG... (as if that one was never computed)
+    for p in pairs[:3]:
+        _maps_file(outputs[p])
+    caplog.set_level("INFO", logger="saliency_audit.saliency.store")
+    st.put_computed(keys, outputs, pairs[:3])
+    assert [r.getMessage() for r in caplog.records] == [f"{outputs[p]}: computed (stored as {keys[p][:16]})" for p in pairs[:3]]
+    # ... then the outputs are deleted (Snakemake does before a rerun) and a job asks for all four
+    for p in pairs[:3]:
+        outputs[p].unlink()
+    caplog.clear()
+    todo = st.fetch(keys, outputs)
+    assert todo == {"original": [], "cascade-logits": ["SG"]}
+    assert list(todo) == ["original", "cascade-logits"]  # the job's order of states
+    assert all(outputs[p].is_file() for p in pairs[:3]) and not outputs[pairs[3]].exists()
+    assert [r.getMessage() for r in caplog.records] == [f"{outputs[p]}: from store ({keys[p][:16]})" for p in pairs[:3]]

@@ -198,3 +198,26 @@ class MapStore:
         with io.atomic_path(dst) as tmp:
             _link_or_copy(Path(out_path), tmp)
         return True
+
+    def fetch(self, keys: dict, outputs: dict) -> dict[str, list[str]]:
+        """Materialize every stored output of a maps job; return what is left to compute.
+
+        ``keys`` and ``outputs`` map (state, method) to the store key and the maps file. Logs
+        ``<file>: from store`` per output found. Returns state -> the methods to compute, for every
+        state in ``keys`` in order (an empty list: the job need not even make that state).
+        """
+        todo = {}
+        for (state, method), key in keys.items():
+            todo.setdefault(state, [])
+            if self.get(key, outputs[state, method]):
+                log.info("%s: from store (%s)", outputs[state, method], key[:16])
+            else:
+                todo[state].append(method)
+        return todo
+
+    def put_computed(self, keys: dict, outputs: dict, computed) -> None:
+        """Enter the maps files of the (state, method) pairs ``computed`` (written by the job);
+        logs ``<file>: computed`` per file."""
+        for state, method in computed:
+            self.put(keys[state, method], outputs[state, method])
+            log.info("%s: computed (stored as %s)", outputs[state, method], keys[state, method][:16])
