@@ -8,7 +8,7 @@
 
 from saliency_audit.metrics import criteria as score_criteria  # noqa: E402
 
-SCORE_SETTINGS = score_criteria.settings(config)
+SCORE_SETTINGS = score_criteria.settings(config).as_dict()
 SCORE_CODE = plan.package_hash("metrics") + "-" + plan.package_hash("saliency")
 
 

@@ -18,6 +18,7 @@ from snakemake.utils import validate
 from saliency_audit import io, plan
 from saliency_audit.byom import importer
 from saliency_audit.byom.index import expand_datasets, layout
+from saliency_audit.config import with_defaults
 from saliency_audit.data.chexlocalize import coco_rle_counts, coco_rle_decode, coco_rle_encode_counts
 from saliency_audit.data.prepare import build_manifest, build_shard
 from saliency_audit.errors import InputError
@@ -407,8 +408,9 @@ def test_boxes_from_a_folder_source_with_tiff_maps_and_a_retinanet_localizer(tmp
             rows.append({"image_id": iid, "model": model, "method": method, "path": name})
     pd.DataFrame(rows).to_csv(tmp_path / "index.csv", index=False)
     ds["maps"] = {"index_csv": str(tmp_path / "index.csv"), "models": {"primary": "mine", "localizer": "det"}}
-    config = config_for("cxl", ds, image_size=S, shard_size=8)
-    config["criteria"] = {"localization": True}
+    ds["image_size"] = S  # the dataset's own grid; the run's is the schema's minimum (InceptionV3)
+    config = with_defaults({**config_for("cxl", ds, shard_size=8), "image_size": 80})
+    config["criteria"]["localization"] = True
     assert plan.model_ids(config, "cxl") == ["inceptionv3_1", "retinanet_1"]
     m, shard = import_all(tmp_path, config)
     assert (m["split"] == "test").all() and len(m) == 5

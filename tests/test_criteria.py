@@ -1,6 +1,7 @@
 """The four criteria on hand-built shards and maps (no models): plans, rows, gather, thresholds."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -9,11 +10,12 @@ from skimage.metrics import structural_similarity
 from sklearn.metrics import auc, precision_recall_curve
 
 from saliency_audit import io, plan
+from saliency_audit.config import with_defaults
 from saliency_audit.errors import InputError
 from saliency_audit.metrics import criteria, tables
 
 S = 32
-CONFIG = {
+CONFIG = with_defaults({
     "seed": 7,
     "datasets": {"toy": {"kind": "synthetic", "task": "segmentation"}},
     "models": {
@@ -22,10 +24,10 @@ CONFIG = {
         "unet": {"replicates": 2},
     },
     "saliency": {"methods": ["GRAD", "GCAM"], "normalization": "released", "images": "with_finding"},
-    "randomization": {"threshold_partners": 4},
+    "randomization": {"threshold_partners": 4, "repeats": 1},
     "stats": {"resamples": 200},
     "criteria": {"similarity": ["ssim", "spearman", "spearman_abs", "hog"]},
-}
+})
 
 
 def minmax(maps, method, mode):
@@ -119,7 +121,7 @@ def test_skipped_criteria():
 
 def test_utility_shard_rows(tree):
     root, truth, avg = tree
-    cfg = {**criteria.settings(CONFIG), "localization": False}  # IoU / hit rate: tests/test_localization.py
+    cfg = dataclasses.replace(criteria.settings(CONFIG), localization=False)  # IoU, hit rate: test_localization.py
     p = criteria.shard_plan(CONFIG, "toy", "utility", "000", results=root)
     df = criteria.score_shard(p, cfg, normalizer=minmax)
     assert list(df.columns) == tables.COLUMNS
@@ -260,7 +262,7 @@ def test_gather_summary_and_thresholds(tree, tmp_path):
 def test_thresholds_average_the_repeats_fully_randomized_states(tree, tmp_path):
     """With repeats, an image's fully randomized value is the mean over the repeats' last states."""
     root, truth, _ = tree
-    cfg = {**criteria.settings(CONFIG), "similarity": ["ssim"]}
+    cfg = dataclasses.replace(criteria.settings(CONFIG), similarity=("ssim",))
     tplan = criteria.threshold_plan(CONFIG, "toy", ["000", "001"], results=root)
     ids = list(truth["000"][0])
     rows = []
@@ -298,7 +300,7 @@ def test_constant_map_scores_and_flag(tmp_path):
     maps = np.zeros((2, S, S), np.float32)
     maps[1] = 0.25  # constant, not zero
     io.write_npz(p["maps"][0]["path"], ids=ids, maps=maps)
-    cfg = {**criteria.settings(CONFIG), "localization": False}
+    cfg = dataclasses.replace(criteria.settings(CONFIG), localization=False)
     df = criteria.score_shard(p, cfg, normalizer=lambda m, method, mode: np.asarray(m, np.float32)).set_index(
         ["image_id", "metric"]
     )["value"]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from saliency_audit import io, plan
+from saliency_audit.config import with_defaults
 from saliency_audit.errors import ShardError
 
 
@@ -53,14 +54,21 @@ def test_model_ids_follow_the_task():
     assert plan.arch_of("inceptionv3-shuffled_1") == "inceptionv3"
 
 
+def randomization(**block):
+    """A validated config (schema defaults filled) with ``block`` as its randomization settings."""
+    return with_defaults({"datasets": {"p": {"kind": "synthetic"}}, "randomization": block})
+
+
 def test_cascade_has_the_papers_twelve_states():
-    states = ["original"] + plan.randomization_states({})
+    states = ["original"] + plan.randomization_states(randomization(repeats=1))
     assert len(states) == 12
     assert states[:3] == ["original", "cascade-logits", "cascade-mixed10"]
-    assert states[-1] == "cascade-mixed1" == plan.fully_randomized_state({})
-    assert plan.randomization_states({"randomization": {"cascade_to_stem": True}})[-1] == "cascade-stem"
-    both = plan.randomization_states({"randomization": {"independent": True}})
+    assert states[-1] == "cascade-mixed1" == plan.fully_randomized_state(randomization())
+    assert plan.randomization_states(randomization(cascade_to_stem=True, repeats=1))[-1] == "cascade-stem"
+    both = plan.randomization_states(randomization(independent=True, repeats=1))
     assert len(both) == 22 and "indep-mixed5" in both
+    # the schema's default: three cascade runs (the released plots' mean and spread), 3 x 11 states
+    assert len(plan.randomization_states(randomization())) == 33
 
 
 def test_seeds_are_stable_distinct_and_overridable():

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from saliency_audit import plan
+from saliency_audit.config import with_defaults
 from saliency_audit.saliency import registry
 from saliency_audit.saliency.jobs import NOISE_MODES, job_params, noise_seed
 
@@ -107,7 +108,7 @@ def test_maps_rule_passes_target_and_accepts_repeat_states():
     smk = (ROOT / "rules/saliency.smk").read_text()
     assert 'target=SAL["target"]' in smk
     state = re.search(r'state=r"([^"]+)"', smk).group(1)
-    for s in plan.randomization_states({"randomization": {"repeats": 12, "independent": True, "cascade_to_stem": True}}):
+    for s in plan.randomization_states(randomization(repeats=12, independent=True, cascade_to_stem=True)):
         assert re.fullmatch(state, s), s
     assert re.fullmatch(state, "original")
 
@@ -115,8 +116,13 @@ def test_maps_rule_passes_target_and_accepts_repeat_states():
 # ------------------------------------------------------------------------------------ repeats
 
 
+def randomization(**block):
+    """A validated config (schema defaults filled) with ``block`` as its randomization settings."""
+    return with_defaults({"datasets": {"p": {"kind": "synthetic"}}, "randomization": block})
+
+
 def test_cascade_repeats_state_names():
-    cfg = {"randomization": {"repeats": 3, "independent": True}}
+    cfg = randomization(repeats=3, independent=True)
     runs = plan.cascade_states(cfg)
     assert len(runs) == 3 and all(len(r) == 11 for r in runs)
     assert runs[0] == [f"cascade-{b}" for b in plan.INCEPTION_CASCADE]  # repeat 1 = the names of one run
@@ -125,9 +131,9 @@ def test_cascade_repeats_state_names():
     assert plan.fully_randomized_state(cfg) == "cascade-mixed1"
     states = plan.randomization_states(cfg)
     assert states == runs[0] + runs[1] + runs[2] + [f"indep-{b}" for b in plan.INCEPTION_CASCADE]  # indep not repeated
-    assert plan.randomization_states({"randomization": {"repeats": 1}}) == runs[0]
-    assert plan.cascade_states({"randomization": {"cascade": False, "repeats": 3}}) == []
-    assert plan.fully_randomized_state({"randomization": {"cascade": False}}) is None
+    assert plan.randomization_states(randomization(repeats=1)) == runs[0]
+    assert plan.cascade_states(randomization(cascade=False, repeats=3)) == []
+    assert plan.fully_randomized_state(randomization(cascade=False)) is None
     assert plan.parse_state("cascade2-mixed10") == ("cascade", 2, "mixed10")
     assert plan.parse_state("cascade-logits") == ("cascade", 1, "logits")
     assert plan.parse_state("indep-mixed3") == ("indep", 1, "mixed3")
@@ -135,8 +141,10 @@ def test_cascade_repeats_state_names():
     for bad in ("cascade1-mixed1", "cascade02-mixed1", "indep2-mixed1", "random-mixed1", "cascade-"):
         with pytest.raises(ValueError):
             plan.parse_state(bad)
-    pairs = plan.map_models({"datasets": {"d": {"kind": "synthetic"}}, "models": {"inceptionv3": {"replicates": 1}},
-                             "randomization": {"repeats": 2}}, "d")
+    one_classifier = {"inceptionv3": {"replicates": 1}, "densenet121": {"replicates": 0}}
+    cfg = with_defaults({"datasets": {"d": {"kind": "synthetic"}}, "randomization": {"repeats": 2},
+                         "models": one_classifier})
+    pairs = plan.map_models(cfg, "d")
     assert len(pairs) == 1 + 22 and ("inceptionv3_1", "cascade2-mixed1") in pairs
 
 

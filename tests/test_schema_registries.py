@@ -9,10 +9,12 @@ from saliency_audit.architectures import ARCHITECTURES, CLASSIFIERS, LOCALIZER_F
 from saliency_audit.config import SCHEMA, with_defaults
 from saliency_audit.data.base import SOURCES, get_source
 from saliency_audit.errors import InputError
+from saliency_audit.metrics.criteria import ScoreSettings
 from saliency_audit.metrics.similarity import SIMILARITY_METRICS
 from saliency_audit.metrics.utility import METRICS as UTILITY_METRICS
 from saliency_audit.models.settings import ModelSettings
 from saliency_audit.saliency.registry import CHANNEL_REDUCTIONS, METHOD_NAMES, PAPER_METHODS
+from saliency_audit.stats.run import StatsSettings, stats_settings, table_settings
 
 PROPS = yaml.safe_load(SCHEMA.read_text())["properties"]
 DATASET = yaml.safe_load(SCHEMA.read_text())["definitions"]["dataset"]["properties"]
@@ -49,6 +51,62 @@ def test_a_set_key_wins_and_a_missing_key_is_named():
         ModelSettings.from_config("retinanet", {"unet": block["unet"]})
     with pytest.raises(InputError, match="unknown model architecture 'vgg16'"):
         ModelSettings.from_config("vgg16", block)
+
+
+def default(section, key):
+    return PROPS[section]["properties"][key]["default"]
+
+
+#: Each stage setting and the schema key it is read from.
+SCORE_KEYS = {
+    "normalization": ("saliency", "normalization"),
+    "cam_normalization": ("saliency", "cam_normalization"),
+    "images": ("saliency", "images"),
+    "data_range": ("criteria", "ssim_data_range"),
+    "win_size": ("criteria", "ssim_win_size"),
+    "similarity": ("criteria", "similarity"),
+    "localization": ("criteria", "localization"),
+    "localization_thresholds": ("criteria", "localization_thresholds"),
+}
+STATS_KEYS = {
+    **{k: ("stats", k) for k in ("enabled", "alpha", "seed", "utility_metrics", "similarity_metrics", "sensitivity",
+                                 "resamples", "fragile")},
+    "low_baseline_ssim": ("criteria", "low_baseline_ssim"),
+    "images": ("saliency", "images"),
+    "normalization": ("saliency", "normalization"),
+    **{k: ("report", k) for k in ("example_images", "pr_method", "dpi")},
+}
+
+
+def test_the_criteria_settings_are_the_schemas_defaults():
+    got = ScoreSettings.from_config(with_defaults(BARE)).as_dict()
+    assert got == {k: default(*where) for k, where in SCORE_KEYS.items()}
+    assert (got["data_range"], got["win_size"], got["localization_thresholds"]) == (1.0, 7, ["otsu"])
+    assert ScoreSettings.from_dict(got) == ScoreSettings.from_config(with_defaults(BARE))  # params round trip
+    st = ScoreSettings.from_config(with_defaults({**BARE, "criteria": {"ssim_win_size": 5}}))
+    assert (st.win_size, st.data_range) == (5, 1.0)
+    with pytest.raises(InputError, match="'criteria' missing"):
+        ScoreSettings.from_config({k: v for k, v in with_defaults(BARE).items() if k != "criteria"})
+    with pytest.raises(InputError, match="keys"):
+        ScoreSettings.from_dict({k: v for k, v in got.items() if k != "images"})
+
+
+def test_the_statistics_settings_are_the_schemas_defaults():
+    """The config's part of the statistics / tables / figures settings is the schema's defaults; the
+    plan's part follows them (the paper's eight methods, three cascade runs, U-Net for segmentation)."""
+    config = with_defaults(BARE)
+    got = StatsSettings.from_config(config, "d").as_dict()
+    assert {k: got[k] for k in STATS_KEYS} == {k: default(*where) for k, where in STATS_KEYS.items()}
+    assert got["methods"] == got["randomized_methods"] == list(PAPER_METHODS)
+    assert got["full_states"] == ["cascade-mixed1", "cascade2-mixed1", "cascade3-mixed1"]
+    assert len(got["cascades"]) == default("randomization", "repeats") == 3
+    assert got["states"] == got["cascades"][0] and got["states"][0] == "cascade-logits"
+    assert (got["localizer"], got["primary"], got["has_avg"]) == ("unet", "inceptionv3_1", True)
+    # the rules' params: the statistics' subset, and everything but the plotting options for the tables
+    assert set(stats_settings(config, "d")) < set(table_settings(config, "d")) < set(got)
+    assert set(got) - set(table_settings(config, "d")) == {"example_images", "pr_method", "dpi"}
+    with pytest.raises(InputError, match="'stats' missing"):
+        StatsSettings.from_config({k: v for k, v in config.items() if k != "stats"}, "d")
 
 
 def test_the_saliency_methods_are_the_registrys():

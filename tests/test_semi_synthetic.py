@@ -55,7 +55,8 @@ def procedural_radiograph(size=SIZE, seed=0):
 def source(name, task, folder, n, size=SIZE, seed=7, **over):
     ds = {"kind": "synthetic", "task": task, "n_images": n, "prevalence": 0.5, "lesion_size": [0.2, 0.3],
           "contrast": [0.35, 0.55], "backgrounds": str(folder), **over}
-    cfg = {"seed": seed, "image_size": size, "datasets": {name: ds}, "shards": {"size": 8}}
+    split = {"fractions": [0.81, 0.09, 0.10]}
+    cfg = {"seed": seed, "image_size": size, "datasets": {name: ds}, "shards": {"size": 8}, "split": split}
     return SyntheticSource(name, ds, cfg), cfg
 
 

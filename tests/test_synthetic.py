@@ -21,7 +21,8 @@ def make_config(seed=7, size=SIZE, **datasets):
         "noise": 0.02,
     }
     ds = {name: {**base, **over} for name, over in datasets.items()}
-    return {"seed": seed, "image_size": size, "datasets": ds, "shards": {"size": 8}}
+    split = {"fractions": [0.81, 0.09, 0.10]}
+    return {"seed": seed, "image_size": size, "datasets": ds, "shards": {"size": 8}, "split": split}
 
 
 def source(name="ptx", seed=7, size=SIZE, **over):

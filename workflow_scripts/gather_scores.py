@@ -18,7 +18,7 @@ with rule_logging(snakemake) as log:
         scores = tables.gather(snakemake.input.scores)
         io.write_csv(snakemake.output.scores, scores)
         thresholds, anchors = criteria.randomization_thresholds(
-            snakemake.params.plan, snakemake.params.settings, scores
+            snakemake.params.plan, criteria.ScoreSettings.from_dict(snakemake.params.settings), scores
         )
         io.write_csv(snakemake.output.thresholds, thresholds)
         io.write_csv(snakemake.output.anchors, anchors)

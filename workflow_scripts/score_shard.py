@@ -16,6 +16,6 @@ with rule_logging(snakemake) as log:
         q["method"] == "PRED" for q in plan["pairs"]
     ):
         log.warning("no high baseline: fewer than 2 localizer replicates in the config")
-    scores = criteria.score_shard(plan, snakemake.params.settings)
+    scores = criteria.score_shard(plan, criteria.ScoreSettings.from_dict(snakemake.params.settings))
     log.info("%d rows for %d images", len(scores), scores["image_id"].nunique())
     io.write_csv(snakemake.output[0], scores)

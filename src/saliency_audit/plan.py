@@ -119,12 +119,11 @@ def model_seed(config: dict, dataset: str, model_id: str) -> int:
     seeds = config.get("models", {}).get(arch, {}).get("seeds") or []
     if "-shuffled" not in model_id and len(seeds) >= rep:
         return int(seeds[rep - 1])
-    return derive_seed(config.get("seed", 2021), dataset, model_id)
+    return derive_seed(config["seed"], dataset, model_id)
 
 
 def _cascade_blocks(config: dict) -> list[str]:
-    rnd = config.get("randomization", {})
-    return INCEPTION_CASCADE + ([INCEPTION_STEM] if rnd.get("cascade_to_stem") else [])
+    return INCEPTION_CASCADE + ([INCEPTION_STEM] if config["randomization"]["cascade_to_stem"] else [])
 
 
 def cascade_state(block: str, repeat: int = 1) -> str:
@@ -160,12 +159,11 @@ def cascade_states(config: dict, dataset: str | None = None) -> list[list[str]]:
     if lay is not None:
         states = [s for s in lay["states"] if s.startswith("cascade-")]
         return [states] if states else []
-    rnd = config.get("randomization", {})
-    if not rnd.get("cascade", True):
+    rnd = config["randomization"]  # validated: the schema fills cascade (true) and repeats (3)
+    if not rnd["cascade"]:
         return []
     blocks = _cascade_blocks(config)
-    repeats = int(rnd.get("repeats", 1))  # the schema fills 3; a bare config (unit tests) has one run
-    return [[cascade_state(b, r) for b in blocks] for r in range(1, repeats + 1)]
+    return [[cascade_state(b, r) for b in blocks] for r in range(1, int(rnd["repeats"]) + 1)]
 
 
 def randomization_states(config: dict, dataset: str | None = None) -> list[str]:
@@ -180,7 +178,7 @@ def randomization_states(config: dict, dataset: str | None = None) -> list[str]:
     if lay is not None:
         return list(lay["states"])
     states = [s for run in cascade_states(config) for s in run]
-    if config.get("randomization", {}).get("independent"):
+    if config["randomization"]["independent"]:
         states += [f"indep-{b}" for b in _cascade_blocks(config)]
     return states
 
@@ -225,7 +223,8 @@ def package_hash(subpackage: str) -> str:
     h = hashlib.sha256()
     files = sorted((root / subpackage).rglob("*.py")) if (root / subpackage).is_dir() else []
     # the lowest layers, which every subpackage may import
-    files += [root / f for f in ("io.py", "plan.py", "errors.py", "architectures.py", "maps_index.py", "readers.py")]
+    lowest = ("io.py", "plan.py", "errors.py", "architectures.py", "maps_index.py", "readers.py", "paths.py")
+    files += [root / f for f in lowest]
     for f in files:
         h.update(f.relative_to(root).as_posix().encode())
         h.update(f.read_bytes())

@@ -19,7 +19,7 @@ from skimage.transform import resize
 
 from .. import io
 from ..errors import InputError
-from ..plan import all_test, derive_seed
+from ..plan import all_test, derive_seed, image_size
 from .base import RECORD_COLUMNS, Sample, box_mask, get_source
 from .splits import grouped_split, groups_in_several_splits, read_split_file, stratified_split
 
@@ -44,8 +44,8 @@ def build_manifest(name: str, config: dict) -> pd.DataFrame:
     elif ds.get("split_file"):
         split = read_split_file(ds["split_file"], rec["image_id"])
     else:
-        fractions = config.get("split", {}).get("fractions", [0.81, 0.09, 0.10])
-        seed = derive_seed(config.get("seed", 2021), name, "split")
+        fractions = config["split"]["fractions"]
+        seed = derive_seed(config["seed"], name, "split")
         if "background" in rec:  # semi-synthetic: the split is decided per background file
             split = grouped_split(rec["image_id"], rec["label"], rec["background"], fractions, seed)
         else:
@@ -53,7 +53,7 @@ def build_manifest(name: str, config: dict) -> pd.DataFrame:
     rec["split"] = split.loc[rec["image_id"]].values
     if "background" in rec:
         _check_backgrounds(name, rec)
-    size = config.get("shards", {}).get("size", 256)
+    size = config["shards"]["size"]
     rec["shard"] = 0
     for s in io.SPLITS:
         sel = rec["split"] == s
@@ -132,7 +132,7 @@ def max_pool_mask(mask, size: int) -> np.ndarray:
 
 def build_shard(name: str, config: dict, manifest: pd.DataFrame, split: str, shard: int, progress=None) -> dict:
     """Load, check and preprocess the images of one shard; returns the shard's arrays."""
-    size = config["datasets"][name].get("image_size", config.get("image_size", 320))
+    size = image_size(config, name)
     rows = manifest[(manifest["split"] == split) & (manifest["shard"] == shard)]
     if rows.empty:
         raise InputError(f"dataset {name!r}: shard {split}_{shard:03d} has no images in the manifest")

@@ -52,7 +52,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from ..errors import InputError
-from ..plan import derive_seed, task
+from ..plan import derive_seed, image_size, task
 from .backgrounds import assign_backgrounds, estimate_lung_field, list_backgrounds, lung_markings, read_background
 from .base import Sample, Source, box_mask, register
 
@@ -737,7 +737,7 @@ class SyntheticSource(Source):
     def __init__(self, name, cfg, config):
         super().__init__(name, cfg, config)
         self.seed = int(config.get("seed", 2021))
-        self.size = int(cfg.get("image_size", config.get("image_size", 320)))
+        self.size = image_size(config, name)
         self.n = int(cfg.get("n_images", DEFAULTS["n_images"]))
         prev = float(cfg.get("prevalence", DEFAULTS["prevalence"]))
         for key in ("lesion_size", "contrast"):

@@ -25,12 +25,13 @@ from __future__ import annotations
 import logging
 import zipfile
 from collections import Counter
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import io, plan, resample
+from .. import io, paths, plan, resample
 from ..errors import InputError, ShardError
 from . import similarity, tables
 from .localization import localization_scores
@@ -41,33 +42,65 @@ log = logging.getLogger(__name__)
 CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
 #: Methods whose maps are already in [0, 1] (localizer output, mean mask): no normalization.
 UNNORMALIZED_METHODS = ("PRED", "AVG")
-MAPS = "{results}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
-AVG_MAP = "{results}/{dataset}/models/avg/avg_map.npy"
-SHARD = "{results}/{dataset}/data/shards/test_{shard}.npz"
 
 
 # ---------------------------------------------------------------------------------------------
 # settings and plans (no arrays: called by the Snakefile at parse time)
 
 
-def settings(config: dict) -> dict:
-    """Every config setting that changes a score (a rule's params carry it).
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Every config setting that changes a score, read once from the validated config (schema
+    defaults filled by Snakemake's ``validate()``; outside the workflow
+    :func:`saliency_audit.config.with_defaults`). The rules' params carry :meth:`as_dict`; a job
+    script rebuilds the settings with :meth:`from_dict`."""
 
-    ``localization`` (CheXlocalize's IoU and hit rate next to the utility metrics) is on unless
-    ``criteria.localization`` is false, as in the schema.
-    """
-    crit = config.get("criteria", {})
-    sal = config.get("saliency", {})
-    return {
-        "normalization": sal.get("normalization", "released"),
-        "cam_normalization": sal.get("cam_normalization", "minmax"),
-        "images": sal.get("images", "with_finding"),
-        "data_range": float(crit.get("ssim_data_range", 1.0)),
-        "win_size": int(crit.get("ssim_win_size", 7)),
-        "similarity": list(crit.get("similarity", ["ssim", "spearman", "spearman_abs", "hog", "ssim_dr2"])),
-        "localization": bool(crit.get("localization", True)),
-        "localization_thresholds": list(crit.get("localization_thresholds", ["otsu"])),
-    }
+    normalization: str  # saliency.normalization
+    cam_normalization: str  # saliency.cam_normalization
+    images: str  # saliency.images
+    data_range: float  # criteria.ssim_data_range
+    win_size: int  # criteria.ssim_win_size
+    similarity: tuple[str, ...]  # criteria.similarity
+    localization: bool  # criteria.localization: CheXlocalize's IoU and hit rate beside the utility metrics
+    localization_thresholds: tuple  # criteria.localization_thresholds
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ScoreSettings":
+        """The settings of a validated config; a missing key raises :class:`InputError` naming it."""
+        try:
+            sal, crit = config["saliency"], config["criteria"]
+            return cls(
+                normalization=sal["normalization"],
+                cam_normalization=sal["cam_normalization"],
+                images=sal["images"],
+                data_range=float(crit["ssim_data_range"]),
+                win_size=int(crit["ssim_win_size"]),
+                similarity=tuple(crit["similarity"]),
+                localization=bool(crit["localization"]),
+                localization_thresholds=tuple(crit["localization_thresholds"]),
+            )
+        except KeyError as exc:
+            raise InputError(
+                f"config key {exc.args[0]!r} missing; expected the validated config (Snakemake's validate() fills "
+                "the schema's defaults; outside the workflow use saliency_audit.config.with_defaults)"
+            ) from exc
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScoreSettings":
+        """The settings from :meth:`as_dict`'s form (a rule's params)."""
+        names = [f.name for f in fields(cls)]
+        if sorted(d) != sorted(names):
+            raise InputError(f"score settings: keys {sorted(d)}; expected {sorted(names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def as_dict(self) -> dict:
+        """JSON-able (lists, not tuples), in field order: what a rule's params carry."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def settings(config: dict) -> ScoreSettings:
+    """:meth:`ScoreSettings.from_config` of ``config``."""
+    return ScoreSettings.from_config(config)
 
 
 def skipped(config: dict, dataset: str) -> dict[str, str]:
@@ -89,7 +122,7 @@ def active(config: dict, dataset: str) -> list[str]:
 
 
 def _spec(dataset, model, state, method, shard, results):
-    path = MAPS.format(results=results, dataset=dataset, model=model, state=state, method=method, shard=shard)
+    path = paths.path(paths.MAPS, results, dataset=dataset, model=model, state=state, method=method, shard=shard)
     return {"model": model, "state": state, "method": method, "path": path}
 
 
@@ -117,9 +150,9 @@ def shard_plan(config: dict, dataset: str, criterion: str, shard: str, results: 
                     _spec(dataset, model, state, m, shard, results) for m in methods if have(model, state, m)
                 ]
         out["maps"] += [_spec(dataset, loc, "original", "PRED", shard, results) for loc in locs]
-        out["shard"] = SHARD.format(results=results, dataset=dataset, shard=shard)
+        out["shard"] = paths.path(paths.SHARD, results, dataset=dataset, split="test", shard=shard)
         # no AVG baseline without train/val masks (BYOM / all-test datasets)
-        out["avg"] = AVG_MAP.format(results=results, dataset=dataset) if plan.has_avg(config, dataset) else None
+        out["avg"] = paths.path(paths.AVG_MAP, results, dataset=dataset) if plan.has_avg(config, dataset) else None
         return out
     if criterion in skipped(config, dataset):
         raise InputError(
@@ -164,11 +197,11 @@ def shard_plan(config: dict, dataset: str, criterion: str, shard: str, results: 
 
 def plan_inputs(p: dict) -> list[str]:
     """Every file a shard plan reads, without duplicates, in plan order."""
-    paths = [p[k] for k in ("shard", "avg") if p.get(k)]
-    paths += [s["path"] for s in p["maps"]]
+    files = [p[k] for k in ("shard", "avg") if p.get(k)]
+    files += [s["path"] for s in p["maps"]]
     for pair in p["pairs"]:
-        paths += [pair["a"]["path"], pair["b"]["path"]]
-    return list(dict.fromkeys(paths))
+        files += [pair["a"]["path"], pair["b"]["path"]]
+    return list(dict.fromkeys(files))
 
 
 def threshold_plan(config: dict, dataset: str, shards: list[str], results: str = "results") -> dict:
@@ -186,7 +219,7 @@ def threshold_plan(config: dict, dataset: str, shards: list[str], results: str =
         "methods": {
             m: [_spec(dataset, plan.PRIMARY, "original", m, s, results)["path"] for s in shards] for m in methods
         },
-        "seed": plan.derive_seed(config.get("seed", 2021), dataset, "randomization-threshold-pairs"),
+        "seed": plan.derive_seed(config["seed"], dataset, "randomization-threshold-pairs"),
         "partners": int(config["randomization"]["threshold_partners"]),
         "resamples": int(config["stats"]["resamples"]),
         "states": plan.fully_randomized_states(config, dataset),
@@ -243,7 +276,7 @@ def normalize(maps: np.ndarray, method: str, mode: str, normalizer=None, cam: st
 class MapStack:
     """The maps of one file with their normalized form and per-metric features, computed once."""
 
-    def __init__(self, path, method: str, cfg: dict, normalizer=None, ids=None, maps=None):
+    def __init__(self, path, method: str, cfg: ScoreSettings, normalizer=None, ids=None, maps=None):
         self.path, self.method, self.cfg, self._normalizer = str(path), method, cfg, normalizer
         self.ids, self.raw = (ids, maps) if maps is not None else read_maps(path)
         self._norm = None
@@ -253,7 +286,7 @@ class MapStack:
     def normalized(self):
         if self._norm is None:
             self._norm = normalize(
-                self.raw, self.method, self.cfg["normalization"], self._normalizer, self.cfg["cam_normalization"]
+                self.raw, self.method, self.cfg.normalization, self._normalizer, self.cfg.cam_normalization
             )
             if self._norm.shape != self.raw.shape:
                 raise InputError(f"{self.path}: normalization changed the shape {self.raw.shape} -> {self._norm.shape}")
@@ -263,7 +296,7 @@ class MapStack:
         if metric not in self._features:
             norm = self.normalized if similarity.NEEDS.get(metric) == "normalized" else None
             try:
-                self._features[metric] = similarity.features(metric, self.raw, norm, self.cfg["data_range"])
+                self._features[metric] = similarity.features(metric, self.raw, norm, self.cfg.data_range)
             except InputError as exc:
                 raise InputError(f"{self.path} ({self.method}): {exc}") from exc
         return self._features[metric]
@@ -275,7 +308,7 @@ class MapStack:
         return s
 
 
-def compare_stacks(a: MapStack, b: MapStack, cfg: dict, same_images: bool = True) -> dict[str, np.ndarray]:
+def compare_stacks(a: MapStack, b: MapStack, cfg: ScoreSettings, same_images: bool = True) -> dict[str, np.ndarray]:
     """Per-image similarity of two stacks of maps, for each configured metric.
 
     ``same_images``: both stacks must list the same image ids in the same order (checked).
@@ -287,8 +320,8 @@ def compare_stacks(a: MapStack, b: MapStack, cfg: dict, same_images: bool = True
     if a.raw.shape != b.raw.shape:
         raise InputError(f"{b.path}: maps shape {b.raw.shape} differs from {a.path} {a.raw.shape}")
     return {
-        m: similarity.compare(m, a.features(m), b.features(m), cfg["data_range"], cfg["win_size"])
-        for m in cfg["similarity"]
+        m: similarity.compare(m, a.features(m), b.features(m), cfg.data_range, cfg.win_size)
+        for m in cfg.similarity
     }
 
 
@@ -296,13 +329,13 @@ def compare_stacks(a: MapStack, b: MapStack, cfg: dict, same_images: bool = True
 # per-shard scores
 
 
-def utility_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
+def utility_shard(p: dict, cfg: ScoreSettings, normalizer=None) -> pd.DataFrame:
     """Utility rows of one test shard (plan from :func:`shard_plan`)."""
     ds = p["dataset"]
     shard = io.read_shard(p["shard"])
     shard_ids = np.asarray(shard["ids"]).astype(str)
     masks = np.asarray(shard["masks"])
-    sel = io.map_image_index(shard, cfg["images"])
+    sel = io.map_image_index(shard, cfg.images)
     has = np.asarray(shard["has_finding"], bool)
     keep = sel[has[sel] & masks[sel].any(axis=(1, 2))]
     dropped = sel[has[sel] & ~np.isin(sel, keep)]
@@ -322,7 +355,7 @@ def utility_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
             raise InputError(f"{spec['path']}: image ids {missing[:3]} are not in the shard {p['shard']}")
         idx = np.array([pos[i] for i in ids], dtype=int)
         use = np.isin(idx, keep)
-        norm = normalize(maps[use], spec["method"], cfg["normalization"], normalizer, cfg["cam_normalization"])
+        norm = normalize(maps[use], spec["method"], cfg.normalization, normalizer, cfg.cam_normalization)
         values = _pixel_scores(norm, masks[idx[use]], cfg, what=spec["path"])
         frames.append(tables.rows(ds, "utility", spec["method"], spec["model"], "", spec["state"], ids[use], values))
     if p.get("avg"):
@@ -339,8 +372,8 @@ def _pixel_scores(maps, masks, cfg, what) -> dict:
     maps = np.asarray(maps)
     flags = constant_maps(maps[None] if maps.ndim == 2 else maps)  # one shared map (AVG): same flag for all
     values[CONSTANT] = np.broadcast_to(flags, (len(masks),)) if maps.ndim == 2 else flags
-    if cfg.get("localization"):
-        values.update(localization_scores(maps, masks, cfg["localization_thresholds"], what=what))
+    if cfg.localization:
+        values.update(localization_scores(maps, masks, cfg.localization_thresholds, what=what))
     return values
 
 
@@ -357,7 +390,7 @@ def _read_avg(path, shape):
     return avg
 
 
-def similarity_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
+def similarity_shard(p: dict, cfg: ScoreSettings, normalizer=None) -> pd.DataFrame:
     """Rows of a similarity criterion (randomization, repeatability, reproducibility) of one shard.
 
     Each maps file is read and its features computed once, kept while later pairs still need it.
@@ -396,7 +429,7 @@ def similarity_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
     return tables.concat(frames)
 
 
-def score_shard(p: dict, cfg: dict, normalizer=None) -> pd.DataFrame:
+def score_shard(p: dict, cfg: ScoreSettings, normalizer=None) -> pd.DataFrame:
     """The tidy score rows of one shard plan."""
     if p["criterion"] == "utility":
         return utility_shard(p, cfg, normalizer)
@@ -429,8 +462,8 @@ def partner_pairs(n: int, partners: int, seed: int) -> np.ndarray:
 PAIR_CHUNK = 128
 
 
-def pair_similarity(paths: list[str], method: str, cfg: dict, partners: int, seed: int, normalizer=None):
-    """Similarity of the seeded (anchor, partner) pairs of maps of different images (files ``paths``).
+def pair_similarity(files: list[str], method: str, cfg: ScoreSettings, partners: int, seed: int, normalizer=None):
+    """Similarity of the seeded (anchor, partner) pairs of maps of different images (``files``).
 
     Every map of the trained model is read once and its features computed once; pairs are compared
     in chunks of :data:`PAIR_CHUNK`.
@@ -441,10 +474,10 @@ def pair_similarity(paths: list[str], method: str, cfg: dict, partners: int, see
     pairs : int array (n * partners, 2) from :func:`partner_pairs`
     values : dict metric -> array (n * partners,) of per-pair similarity
     """
-    stacks = [MapStack(p, method, cfg, normalizer) for p in paths]
+    stacks = [MapStack(p, method, cfg, normalizer) for p in files]
     stacks = [s for s in stacks if len(s.ids)]
     if not stacks:
-        return np.zeros(0, dtype=str), np.zeros((0, 2), dtype=int), {m: np.zeros(0) for m in cfg["similarity"]}
+        return np.zeros(0, dtype=str), np.zeros((0, 2), dtype=int), {m: np.zeros(0) for m in cfg.similarity}
     shapes = {s.raw.shape[1:] for s in stacks}
     if len(shapes) > 1:
         raise InputError(f"maps of {method} have different sizes across shards: {shapes}")
@@ -459,12 +492,12 @@ def pair_similarity(paths: list[str], method: str, cfg: dict, partners: int, see
     allstack._norm = np.concatenate([s.normalized for s in stacks])
     pairs = partner_pairs(len(allstack.ids), partners, seed)
     values = {}
-    for m in cfg["similarity"]:
+    for m in cfg.similarity:
         f = allstack.features(m)
         values[m] = np.concatenate(
             [np.zeros(0)]
             + [
-                similarity.compare(m, f[c[:, 0]], f[c[:, 1]], cfg["data_range"], cfg["win_size"])
+                similarity.compare(m, f[c[:, 0]], f[c[:, 1]], cfg.data_range, cfg.win_size)
                 for c in np.array_split(pairs, max(1, int(np.ceil(len(pairs) / PAIR_CHUNK))))
                 if len(c)
             ]
@@ -484,7 +517,7 @@ def fully_randomized_per_image(scores: pd.DataFrame, states, primary: str = plan
     return d.groupby(["method", "metric", "image_id"], sort=False)["value"].mean().reset_index()
 
 
-def randomization_thresholds(tplan: dict, cfg: dict, scores: pd.DataFrame, normalizer=None):
+def randomization_thresholds(tplan: dict, cfg: ScoreSettings, scores: pd.DataFrame, normalizer=None):
     """Degradation threshold per method and metric, with bootstrap CIs and PASS/FAIL.
 
     Arun et al. 2021 (released code): for every test image with maps, ``partners`` random partner
@@ -504,8 +537,8 @@ def randomization_thresholds(tplan: dict, cfg: dict, scores: pd.DataFrame, norma
     states = list(tplan["states"] or [])
     full = fully_randomized_per_image(scores, states)
     out, anchors = [], []
-    for method, paths in tplan["methods"].items():
-        ids, pairs, values = pair_similarity(paths, method, cfg, tplan["partners"], tplan["seed"], normalizer)
+    for method, files in tplan["methods"].items():
+        ids, pairs, values = pair_similarity(files, method, cfg, tplan["partners"], tplan["seed"], normalizer)
         if len(ids) and tplan["partners"] > len(ids) - 1:
             log.warning(
                 "%s: %d partners asked but only %d other test images: partners drawn with replacement",

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import io, plan
+from .. import io, paths, plan
 from ..errors import InputError
-from ..metrics.criteria import AVG_MAP, MAPS, SHARD  # the path templates of docs/architecture.md
 
 #: Figures that show the first localizer's maps (Fig 2c/d column, Fig S4 curve).
 LOCALIZER_FIGURES = ("fig2_examples", "figS4_pr_curve")
@@ -36,31 +35,33 @@ def left_out_figures(config: dict, dataset: str) -> dict[str, str]:
 def overlay_files(s: dict, dataset: str, shard: str, results="results", methods=None) -> dict:
     """Files of Fig 2c/d and S4: the test shard, each method's maps, the localizer's, the AVG map."""
     methods = s["methods"] if methods is None else methods
-    f = dict(results=results, dataset=dataset, shard=shard)
+    f = dict(dataset=dataset, shard=shard)
     return {
-        "shard": SHARD.format(**f),
-        "maps": {m: MAPS.format(model=s["primary"], state="original", method=m, **f) for m in methods},
-        "localizer": MAPS.format(model=f"{s['localizer']}_1", state="original", method="PRED", **f),
-        "avg": AVG_MAP.format(**f) if s.get("has_avg", True) else None,
+        "shard": paths.path(paths.SHARD, results, split="test", **f),
+        "maps": {
+            m: paths.path(paths.MAPS, results, model=s["primary"], state="original", method=m, **f) for m in methods
+        },
+        "localizer": paths.path(paths.MAPS, results, model=f"{s['localizer']}_1", state="original", method="PRED", **f),
+        "avg": paths.path(paths.AVG_MAP, results, dataset=dataset) if s["has_avg"] else None,
     }
 
 
 def randomization_files(s: dict, dataset: str, shard: str, results="results") -> dict:
     """Files of Fig 3b: the test shard and ``{method: {state: maps file}}`` for original + cascade."""
-    f = dict(results=results, dataset=dataset, shard=shard)
+    f = dict(dataset=dataset, shard=shard)
     states = ["original"] + list(s["states"])
     return {
-        "shard": SHARD.format(**f),
+        "shard": paths.path(paths.SHARD, results, split="test", **f),
         "maps": {
-            m: {st: MAPS.format(model=s["primary"], state=st, method=m, **f) for st in states}
+            m: {st: paths.path(paths.MAPS, results, model=s["primary"], state=st, method=m, **f) for st in states}
             for m in _randomized(s)
         },
     }
 
 
 def _randomized(s: dict) -> list[str]:
-    """Methods with maps in every randomization state (default: all methods)."""
-    return list(s.get("randomized_methods", s["methods"]))
+    """Methods with maps in every randomization state (:func:`saliency_audit.stats.run.settings`)."""
+    return list(s["randomized_methods"])
 
 
 def _get(inp, key):

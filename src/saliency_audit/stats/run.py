@@ -8,6 +8,7 @@ it reads the statistics' CSV when there is one and otherwise says "no statistics
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -22,41 +23,91 @@ log = logging.getLogger(__name__)
 CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
 
 
+@dataclass(frozen=True)
+class StatsSettings:
+    """Every setting of the statistics, tables and figures of one dataset, read once from the
+    validated config (schema defaults filled by Snakemake's ``validate()``; outside the workflow
+    :func:`saliency_audit.config.with_defaults`) and the plan of the dataset. The rules' params
+    carry :meth:`as_dict` (or a subset of it: :func:`stats_settings`, :func:`table_settings`),
+    which the package functions of this stage read."""
+
+    enabled: bool  # stats.enabled
+    alpha: float  # stats.alpha
+    seed: int  # stats.seed
+    utility_metrics: tuple[str, ...]  # stats.utility_metrics
+    similarity_metrics: tuple[str, ...]  # stats.similarity_metrics
+    low_baseline_ssim: float  # criteria.low_baseline_ssim
+    methods: tuple[str, ...]  # the dataset's methods (plan.methods)
+    localizer: str  # the dataset's localizer architecture
+    full_states: tuple[str, ...]  # the fully randomized state of each cascade repeat
+    cascades: tuple[tuple[str, ...], ...]  # each cascade repeat's states, top first
+    states: tuple[str, ...]  # cascade repeat 1 (Fig 3b)
+    sensitivity: bool  # stats.sensitivity
+    resamples: int  # stats.resamples
+    fragile: float  # stats.fragile
+    has_avg: bool  # the AVG baseline exists
+    randomized_methods: tuple[str, ...]  # methods with maps in every randomization state (BYOM: maybe not all)
+    primary: str  # the audited classifier (plan.PRIMARY)
+    images: str  # saliency.images
+    normalization: str  # saliency.normalization
+    example_images: int  # report.example_images
+    pr_method: str  # report.pr_method
+    dpi: int  # report.dpi
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str) -> "StatsSettings":
+        """The settings of ``dataset`` in a validated config; a missing key raises :class:`InputError`."""
+        try:
+            st, rep, sal = config["stats"], config["report"], config["saliency"]
+            low = config["criteria"]["low_baseline_ssim"]
+        except KeyError as exc:
+            raise InputError(
+                f"config key {exc.args[0]!r} missing; expected the validated config (Snakemake's validate() fills "
+                "the schema's defaults; outside the workflow use saliency_audit.config.with_defaults)"
+            ) from exc
+        methods = plan.methods(config, dataset)
+        cascades = plan.cascade_states(config, dataset)
+        rstates = plan.randomization_states(config, dataset)
+        return cls(
+            enabled=bool(st["enabled"]),
+            alpha=float(st["alpha"]),
+            seed=int(st["seed"]),
+            utility_metrics=tuple(st["utility_metrics"]),
+            similarity_metrics=tuple(st["similarity_metrics"]),
+            low_baseline_ssim=float(low),
+            methods=tuple(methods),
+            localizer=plan.localizer(config["datasets"][dataset]),
+            full_states=tuple(plan.fully_randomized_states(config, dataset)),
+            cascades=tuple(tuple(c) for c in cascades),
+            states=tuple((cascades or [[]])[0]),
+            sensitivity=bool(st["sensitivity"]),
+            resamples=int(st["resamples"]),
+            fragile=float(st["fragile"]),
+            has_avg=plan.has_avg(config, dataset),
+            randomized_methods=tuple(  # a BYOM index may randomize some methods only
+                m for m in methods if all(plan.has_maps(config, dataset, plan.PRIMARY, s, m) for s in rstates)
+            ),
+            primary=plan.PRIMARY,
+            images=sal["images"],
+            normalization=sal["normalization"],
+            example_images=int(rep["example_images"]),
+            pr_method=rep["pr_method"],
+            dpi=int(rep["dpi"]),
+        )
+
+    def as_dict(self) -> dict:
+        """JSON-able (lists, not tuples), in field order: what a rule's params carry."""
+        return {f.name: _lists(getattr(self, f.name)) for f in fields(self)}
+
+
+def _lists(value):
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
 def settings(config: dict, dataset: str) -> dict:
-    """Every setting of the statistics / tables / figures of ``dataset`` (JSON-able)."""
-    st = config.get("stats", {})
-    crit = config.get("criteria", {})
-    rep = config.get("report", {})
-    return {
-        "enabled": bool(st.get("enabled", True)),
-        "alpha": float(st.get("alpha", 0.05)),
-        "seed": int(st.get("seed", 1)),
-        "utility_metrics": list(st.get("utility_metrics", ["auprc"])),
-        "similarity_metrics": list(st.get("similarity_metrics", ["ssim"])),
-        "low_baseline_ssim": float(crit.get("low_baseline_ssim", 0.5)),
-        "methods": plan.methods(config, dataset),
-        "localizer": plan.localizer(config["datasets"][dataset]),
-        "full_states": plan.fully_randomized_states(config, dataset),
-        "cascades": plan.cascade_states(config, dataset),
-        "states": (plan.cascade_states(config, dataset) or [[]])[0],  # repeat 1 (Fig 3b)
-        "sensitivity": bool(st.get("sensitivity", True)),
-        "resamples": int(st.get("resamples", 1000)),
-        "fragile": float(st.get("fragile", 0.8)),
-        "has_avg": plan.has_avg(config, dataset),
-        "randomized_methods": [  # a BYOM index may randomize some methods only
-            m
-            for m in plan.methods(config, dataset)
-            if all(
-                plan.has_maps(config, dataset, plan.PRIMARY, st, m) for st in plan.randomization_states(config, dataset)
-            )
-        ],
-        "primary": plan.PRIMARY,
-        "images": config.get("saliency", {}).get("images", "with_finding"),
-        "normalization": config.get("saliency", {}).get("normalization", "released"),
-        "example_images": int(rep.get("example_images", 3)),
-        "pr_method": rep.get("pr_method", "XRAI"),
-        "dpi": int(rep.get("dpi", 150)),
-    }
+    """Every setting of the statistics / tables / figures of ``dataset``: :class:`StatsSettings`
+    as a rule's params carry it (:meth:`StatsSettings.as_dict`)."""
+    return StatsSettings.from_config(config, dataset).as_dict()
 
 
 #: The settings that change the statistics (the ``stats`` rule's params carry only these).
