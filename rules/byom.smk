@@ -3,8 +3,6 @@
 # and written where the saliency stage writes maps, so the criteria, statistics and report run
 # unchanged. One job per (dataset, model, state, method, test shard), like the saliency stage.
 
-from saliency_audit.byom import index as byom_index  # noqa: E402
-
 BYOM_DATASETS = plan.byom_datasets(config)
 BYOM_CODE = plan.package_hash("byom")
 
@@ -12,11 +10,11 @@ BYOM_CODE = plan.package_hash("byom")
 rule import_maps:
     input:
         index=lambda wc: config["datasets"][wc.dataset]["maps"]["index_csv"],
-        manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
-        shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+        manifest=paths.pattern(paths.MANIFEST, RESULTS),
+        shard=paths.pattern(paths.SHARD, RESULTS, split="test"),
         maps=byom_map_files,
     output:
-        f"{RESULTS}/{{dataset}}/maps/{{model}}/{{state}}/{{method}}/test_{{shard}}.npz",
+        paths.pattern(paths.MAPS, RESULTS),
     log:
         "logs/{dataset}/maps/{model}/{state}/{method}/import_test_{shard}.log",
     benchmark:

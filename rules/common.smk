@@ -19,7 +19,7 @@ from saliency_audit.smk import quiet_tensorflow  # noqa: E402
 quiet_tensorflow()
 # conda envs install this package from here (envs/*.post-deploy.sh)
 os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
-from saliency_audit import paper, plan  # noqa: E402
+from saliency_audit import paper, paths, plan  # noqa: E402
 from saliency_audit.progress import format_stage_times, stage_times  # noqa: E402
 from saliency_audit.resources import tf_job_threads  # noqa: E402
 from saliency_audit.saliency.registry import resolve_params  # noqa: E402
@@ -29,6 +29,14 @@ from saliency_audit.config import (  # noqa: E402
     check_dataset_names,
     coerce_cli_strings,
 )
+
+# The stage modules the input functions below use: imported here, not in rules/<stage>.smk, so no
+# function of this file needs a name defined in a later file (`snakemake --lint` wants the
+# functions apart from the rules: "Mixed rules and functions in same snakefile").
+from saliency_audit.byom import index as byom_index  # noqa: E402
+from saliency_audit.metrics import criteria as score_criteria  # noqa: E402
+from saliency_audit.report import examples as report_examples  # noqa: E402
+from saliency_audit.stats import run as report_run  # noqa: E402
 
 check_dataset_names(config)
 # nested --config values arrive as strings: type them as the schema (and method registry) say
@@ -44,6 +52,7 @@ expand_datasets(
 
 DATASETS = list(config["datasets"])
 RESULTS = "results"
+STATS_ON = bool(config["stats"]["enabled"])  # the R step (rules/report.smk: fit_stats)
 
 RUN_STARTED = time.time()  # benchmark files written after this are this run's
 
@@ -81,7 +90,7 @@ def shards(dataset, split):
 
 def shard_files(dataset, split):
     return expand(
-        f"{RESULTS}/{{dataset}}/data/shards/{{split}}_{{shard}}.npz",
+        paths.pattern(paths.SHARD, RESULTS),
         dataset=dataset,
         split=split,
         shard=shards(dataset, split),
@@ -138,7 +147,15 @@ def byom_targets(dataset):
     """Every imported maps file of a BYOM dataset and its table of model/state labels."""
     test = shards(dataset, "test")
     return [
-        f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
+        paths.path(
+            paths.MAPS,
+            RESULTS,
+            dataset=dataset,
+            model=model,
+            state=state,
+            method=method,
+            shard=shard,
+        )
         for model, state, method in byom_layout(dataset)["triples"]
         for shard in test
     ] + [f"{RESULTS}/{dataset}/byom/labels.csv"]
@@ -167,16 +184,15 @@ def byom_map_files(wildcards):
 def score_paths(dataset, criteria=None):
     """Named gathered score tables of the active criteria (those in ``criteria`` when given);
     with randomization, its thresholds and their per-anchor means."""
-    paths = {
-        c: f"{RESULTS}/{dataset}/scores/{c}.csv"
+    files = {
+        c: paths.path(paths.SCORES, RESULTS, dataset=dataset, criterion=c)
         for c in score_criteria.active(config, dataset)
         if criteria is None or c in criteria
     }
-    if "randomization" in paths:
-        paths["thresholds"] = f"{RESULTS}/{dataset}/scores/randomization_thresholds.csv"
-        anchors = "randomization_threshold_anchors.csv"
-        paths["anchors"] = f"{RESULTS}/{dataset}/scores/{anchors}"
-    return paths
+    if "randomization" in files:
+        files["thresholds"] = paths.path(paths.THRESHOLDS, RESULTS, dataset=dataset)
+        files["anchors"] = paths.path(paths.ANCHORS, RESULTS, dataset=dataset)
+    return files
 
 
 def criteria_targets(dataset):
@@ -192,7 +208,7 @@ def score_plan(wildcards):
 
 def score_shard_files(wildcards, criterion=None):
     return expand(
-        f"{RESULTS}/{{dataset}}/scores/{{criterion}}/test_{{shard}}.csv",
+        paths.pattern(paths.SHARD_SCORES, RESULTS),
         dataset=wildcards.dataset,
         criterion=criterion or wildcards.criterion,
         shard=shards(wildcards.dataset, "test"),
@@ -244,9 +260,9 @@ def model_targets(dataset):
         f"{RESULTS}/{dataset}/models/{m}/metrics.json"
         for m in plan.model_ids(config, dataset)
     ]
-    out.append(f"{RESULTS}/{dataset}/models/avg/avg_map.npy")
+    out.append(paths.path(paths.AVG_MAP, RESULTS, dataset=dataset))
     out += expand(
-        f"{RESULTS}/{dataset}/maps/{{model}}/original/PRED/test_{{shard}}.npz",
+        paths.pattern(paths.MAPS, RESULTS, dataset=dataset, state="original", method="PRED"),
         model=localizer_ids(dataset),
         shard=shards(dataset, "test"),
     )
@@ -275,10 +291,10 @@ def score_inputs(wildcards, criteria=None):
 
 
 def table_inputs(wildcards):
-    paths = score_inputs(wildcards)
+    files = score_inputs(wildcards)
     if STATS_ON:
-        paths["contrasts"] = f"{RESULTS}/{wildcards.dataset}/stats/contrasts.csv"
-    return paths
+        files["contrasts"] = f"{RESULTS}/{wildcards.dataset}/stats/contrasts.csv"
+    return files
 
 
 def first_test_shard(dataset):
@@ -292,7 +308,9 @@ def overlay_inputs(wildcards):
         s, wildcards.dataset, first_test_shard(wildcards.dataset), results=RESULTS
     )
     files["maps"] = list(files["maps"].values())
-    files["utility"] = f"{RESULTS}/{wildcards.dataset}/scores/utility.csv"
+    files["utility"] = paths.path(
+        paths.SCORES, RESULTS, dataset=wildcards.dataset, criterion="utility"
+    )
     if files["avg"] is None:  # no AVG baseline (bring-your-own-maps, all-test datasets)
         del files["avg"]
     return files

@@ -6,8 +6,6 @@
 # Inputs are other stages' files, named by path: maps (rules/saliency.smk), localizer PRED maps
 # and the AVG map (rules/models.smk), test shards (rules/data.smk).
 
-from saliency_audit.metrics import criteria as score_criteria  # noqa: E402
-
 SCORE_SETTINGS = score_criteria.settings(config).as_dict()
 SCORE_CODE = plan.package_hash("metrics") + "-" + plan.package_hash("saliency")
 
@@ -16,7 +14,7 @@ rule score_shard:
     input:
         lambda wc: score_criteria.plan_inputs(score_plan(wc)),
     output:
-        f"{RESULTS}/{{dataset}}/scores/{{criterion}}/test_{{shard}}.csv",
+        paths.pattern(paths.SHARD_SCORES, RESULTS),
     log:
         "logs/{dataset}/scores/{criterion}_test_{shard}.log",
     benchmark:
@@ -41,7 +39,7 @@ rule gather_scores:
     input:
         score_shard_files,
     output:
-        f"{RESULTS}/{{dataset}}/scores/{{criterion}}.csv",
+        paths.pattern(paths.SCORES, RESULTS),
     log:
         "logs/{dataset}/scores/gather_{criterion}.log",
     benchmark:
@@ -65,9 +63,9 @@ rule gather_randomization:
         scores=lambda wc: score_shard_files(wc, "randomization"),
         maps=lambda wc: [p for ps in threshold_plan(wc)["methods"].values() for p in ps],
     output:
-        scores=f"{RESULTS}/{{dataset}}/scores/randomization.csv",
-        thresholds=f"{RESULTS}/{{dataset}}/scores/randomization_thresholds.csv",
-        anchors=f"{RESULTS}/{{dataset}}/scores/randomization_threshold_anchors.csv",
+        scores=paths.pattern(paths.SCORES, RESULTS, criterion="randomization"),
+        thresholds=paths.pattern(paths.THRESHOLDS, RESULTS),
+        anchors=paths.pattern(paths.ANCHORS, RESULTS),
     log:
         "logs/{dataset}/scores/gather_randomization.log",
     benchmark:

@@ -6,7 +6,7 @@ checkpoint manifest:
     input:
         backgrounds=background_files,
     output:
-        manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
+        manifest=paths.pattern(paths.MANIFEST, RESULTS),
     log:
         "logs/{dataset}/data/manifest.log",
     benchmark:
@@ -28,10 +28,10 @@ checkpoint manifest:
 
 rule shard:
     input:
-        manifest=f"{RESULTS}/{{dataset}}/data/manifest.csv",
+        manifest=paths.pattern(paths.MANIFEST, RESULTS),
         backgrounds=background_files,
     output:
-        shard=f"{RESULTS}/{{dataset}}/data/shards/{{split}}_{{shard}}.npz",
+        shard=paths.pattern(paths.SHARD, RESULTS),
     log:
         "logs/{dataset}/data/shard_{split}_{shard}.log",
     benchmark:

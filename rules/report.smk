@@ -4,10 +4,6 @@
 # Tables read the statistics' CSV; only the `fit_stats` rule needs R (skipped when stats.enabled is false).
 # (The rule is not called `stats`: that is the stage target of rules/targets.smk, `snakemake stats`.)
 
-from saliency_audit.report import examples as report_examples  # noqa: E402
-from saliency_audit.stats import run as report_run  # noqa: E402
-
-STATS_ON = bool(config["stats"]["enabled"])
 REPORT_CODE = plan.package_hash("stats") + "-" + plan.package_hash("report")
 
 
@@ -138,7 +134,7 @@ rule deviations:
 
 rule figure_utility:
     input:
-        utility=f"{RESULTS}/{{dataset}}/scores/utility.csv",
+        utility=paths.pattern(paths.SCORES, RESULTS, criterion="utility"),
     output:
         png=report(
             f"{RESULTS}/{{dataset}}/figures/fig2_utility.png",
@@ -228,8 +224,8 @@ rule figure_pr_curve:
 
 rule figure_randomization:
     input:
-        randomization=f"{RESULTS}/{{dataset}}/scores/randomization.csv",
-        thresholds=f"{RESULTS}/{{dataset}}/scores/randomization_thresholds.csv",
+        randomization=paths.pattern(paths.SCORES, RESULTS, criterion="randomization"),
+        thresholds=paths.pattern(paths.THRESHOLDS, RESULTS),
     output:
         png=report(
             f"{RESULTS}/{{dataset}}/figures/fig3a_randomization.png",

@@ -9,6 +9,8 @@ as Snakemake wildcards (``{dataset}``), :func:`path` fills all of them.
 
 from __future__ import annotations
 
+#: The manifest of a dataset (rules/data.smk): records, split, shard.
+MANIFEST = "{results}/{dataset}/data/manifest.csv"
 #: A preprocessed shard of one split (rules/data.smk).
 SHARD = "{results}/{dataset}/data/shards/{split}_{shard}.npz"
 #: The maps of one (model, state, method) on one test shard (saliency, localizer PRED, BYOM import).
