@@ -11,7 +11,7 @@ import pytest
 
 from saliency_audit import io
 from saliency_audit.saliency import store
-from saliency_audit.saliency.store import MapStore, map_key, method_keys, store_root
+from saliency_audit.saliency.store import MapStore, job_keys, map_key, method_keys, store_root
 
 
 def test_key_is_sha256_of_sorted_compact_json():
@@ -107,6 +107,25 @@ def test_library_versions_are_part_of_the_key(job, monkeypatch):
     versions = {**store.library_versions(), "numpy": "0.0"}
     monkeypatch.setattr(store, "library_versions", lambda: versions)
     assert method_keys(**job)["GRAD"] != before["GRAD"]
+
+
+def test_job_keys_of_every_state_and_method(job):
+    """A job of two states (jobs.states_params): each key is its state's method_keys; the
+    randomization is part of the randomized state's keys only."""
+    params = dict(
+        states=["original", "cascade-mixed5"], methods=job["methods"],
+        seeds={"original": {"SG": 1}, "cascade-mixed5": {"SG": 2}}, randomization=job["randomization"],
+        gradcam_layer=None, cam_normalization="minmax",
+    )
+    shared = {k: job[k] for k in ("model", "shard", "images", "target", "channel_reduction", "dtype", "code")}
+    keys = job_keys(params, **shared)
+    assert list(keys) == [(s, m) for s in params["states"] for m in job["methods"]]
+    args = {**job, "state": "cascade-mixed5", "seeds": {"SG": 2}}
+    assert {m: keys["cascade-mixed5", m] for m in job["methods"]} == method_keys(**args)
+    assert {m: keys["original", m] for m in job["methods"]} == method_keys(
+        **{**args, "state": "original", "seeds": {"SG": 1}, "randomization": None})
+    other = job_keys({**params, "randomization": {"seed": 6, "initializer": "layer_default"}}, **shared)
+    assert all((other[k] == keys[k]) == (k[0] == "original") for k in keys)
 
 
 def test_store_root_is_beside_the_models_maps():

@@ -143,6 +143,26 @@ def method_keys(*, model, shard, state: str, methods: dict, seeds: dict, randomi
     }
 
 
+def job_keys(job: dict, *, model, shard, images, target, channel_reduction, dtype, code: dict) -> dict:
+    """(state, method) -> store key of every output of a maps job.
+
+    ``job`` is the job's ``params.job`` (:func:`.jobs.states_params`: ``states``, ``methods``,
+    ``seeds`` per state, ``randomization``, ``gradcam_layer``, ``cam_normalization``); the other
+    arguments are as :func:`method_keys`. The randomization is part of the randomized states' keys
+    only (``original`` is the trained model whatever ``randomization.*`` says).
+    """
+    return {
+        (state, method): key
+        for state in job["states"]
+        for method, key in method_keys(
+            model=model, shard=shard, state=state, methods=job["methods"], seeds=job["seeds"][state],
+            randomization=None if state == "original" else job["randomization"], images=images, target=target,
+            channel_reduction=channel_reduction, cam_normalization=job["cam_normalization"],
+            gradcam_layer=job["gradcam_layer"], dtype=dtype, code=code,
+        ).items()
+    }
+
+
 def store_root(maps_file) -> Path:
     """The store of the dataset of ``maps_file``
     (``results/<dataset>/maps/<model>/<state>/<method>/test_<shard>.npz`` ->
