@@ -47,7 +47,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import io
+from .. import io, paths
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +163,15 @@ def job_keys(job: dict, *, model, shard, images, target, channel_reduction, dtyp
     }
 
 
+#: the maps folder's place in :data:`saliency_audit.paths.MAPS`, counted from the file's end
+_MAPS_UP = len(Path(paths.MAPS).parts) - Path(paths.MAPS).parts.index("maps") - 2
+
+
 def store_root(maps_file) -> Path:
-    """The store of the dataset of ``maps_file``
-    (``results/<dataset>/maps/<model>/<state>/<method>/test_<shard>.npz`` ->
+    """The store of the dataset of ``maps_file`` (:data:`saliency_audit.paths.MAPS`:
+    ``results/<dataset>/maps/<model>/<state>/<method>/test_<shard>.npz`` ->
     ``results/<dataset>/maps/.store``)."""
-    maps = Path(maps_file).parents[3]
+    maps = Path(maps_file).parents[_MAPS_UP]
     if maps.name != "maps":
         raise ValueError(f"{maps_file}: expected a maps file results/<dataset>/maps/<model>/<state>/<method>/<shard>.npz")
     return maps / STORE_DIR
