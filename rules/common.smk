@@ -36,6 +36,7 @@ from saliency_audit.config import (  # noqa: E402
 from saliency_audit.byom import index as byom_index  # noqa: E402
 from saliency_audit.metrics import criteria as score_criteria  # noqa: E402
 from saliency_audit.report import examples as report_examples  # noqa: E402
+from saliency_audit.report import figure_jobs  # noqa: E402
 from saliency_audit.stats import run as report_run  # noqa: E402
 
 check_dataset_names(config)
@@ -272,8 +273,9 @@ def model_targets(dataset):
 # --- input functions and targets of rules/report.smk ------------------------------------------------------
 
 
-def report_settings(wildcards):
-    return report_run.settings(config, wildcards.dataset)
+def figure_settings(wildcards, figure):
+    """The settings a figure reads (report.figure_jobs.KEYS): a figure rule's params."""
+    return figure_jobs.figure_settings(report_run.settings(config, wildcards.dataset), figure)
 
 
 def stats_settings(wildcards):

@@ -20,6 +20,7 @@ checkpoint manifest:
         dataset=lambda wc: config["datasets"][wc.dataset],
         split=config["split"],
         shards=config["shards"],
+        image_size=lambda wc: plan.image_size(config, wc.dataset),  # a source may read it (synthetic)
         seed=config["seed"],
         code=plan.package_hash("data"),
     script:
@@ -43,7 +44,7 @@ rule shard:
         runtime=shard_runtime,
     params:
         dataset=lambda wc: config["datasets"][wc.dataset],
-        image_size=config["image_size"],
+        image_size=lambda wc: plan.image_size(config, wc.dataset),
         seed=config["seed"],
         code=plan.package_hash("data"),
     script:

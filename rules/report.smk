@@ -155,7 +155,8 @@ rule figure_utility:
         mem_mb=2000,
         runtime=15,
     params:
-        settings=report_settings,
+        figure="fig2_utility",  # saliency_audit.report.figure_jobs
+        settings=lambda wc: figure_settings(wc, "fig2_utility"),
         left_out=lambda wc: report_examples.left_out_figures(config, wc.dataset),  # caption
         code=REPORT_CODE,
     script:
@@ -185,7 +186,8 @@ rule figure_examples:
         mem_mb=4000,
         runtime=15,
     params:
-        settings=report_settings,
+        figure="fig2_examples",  # saliency_audit.report.figure_jobs
+        settings=lambda wc: figure_settings(wc, "fig2_examples"),
         shard=lambda wc: first_test_shard(wc.dataset),
         code=REPORT_CODE,
     script:
@@ -215,7 +217,8 @@ rule figure_pr_curve:
         mem_mb=2000,
         runtime=15,
     params:
-        settings=report_settings,
+        figure="figS4_pr_curve",  # saliency_audit.report.figure_jobs
+        settings=lambda wc: figure_settings(wc, "figS4_pr_curve"),
         shard=lambda wc: first_test_shard(wc.dataset),
         code=REPORT_CODE,
     script:
@@ -246,7 +249,8 @@ rule figure_randomization:
         mem_mb=2000,
         runtime=15,
     params:
-        settings=report_settings,
+        figure="fig3a_randomization",  # saliency_audit.report.figure_jobs
+        settings=lambda wc: figure_settings(wc, "fig3a_randomization"),
         code=REPORT_CODE,
     script:
         "../workflow_scripts/figures.py"
@@ -275,7 +279,8 @@ rule figure_randomization_example:
         mem_mb=4000,
         runtime=15,
     params:
-        settings=report_settings,
+        figure="fig3b_randomization_example",  # saliency_audit.report.figure_jobs
+        settings=lambda wc: figure_settings(wc, "fig3b_randomization_example"),
         shard=lambda wc: first_test_shard(wc.dataset),
         code=REPORT_CODE,
     script:
@@ -305,7 +310,8 @@ rule figure_similarity:
         mem_mb=2000,
         runtime=15,
     params:
-        settings=report_settings,
+        figure="fig4_repeatability_reproducibility",  # saliency_audit.report.figure_jobs
+        settings=lambda wc: figure_settings(wc, "fig4_repeatability_reproducibility"),
         code=REPORT_CODE,
     script:
         "../workflow_scripts/figures.py"

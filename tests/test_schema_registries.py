@@ -74,6 +74,7 @@ STATS_KEYS = {
     "low_baseline_ssim": ("criteria", "low_baseline_ssim"),
     "images": ("saliency", "images"),
     "normalization": ("saliency", "normalization"),
+    "cam_normalization": ("saliency", "cam_normalization"),
     **{k: ("report", k) for k in ("example_images", "pr_method", "dpi")},
 }
 
@@ -104,7 +105,7 @@ def test_the_statistics_settings_are_the_schemas_defaults():
     assert (got["localizer"], got["primary"], got["has_avg"]) == ("unet", "inceptionv3_1", True)
     # the rules' params: the statistics' subset, and everything but the plotting options for the tables
     assert set(stats_settings(config, "d")) < set(table_settings(config, "d")) < set(got)
-    assert set(got) - set(table_settings(config, "d")) == {"example_images", "pr_method", "dpi"}
+    assert set(got) - set(table_settings(config, "d")) == {"example_images", "pr_method", "dpi", "cam_normalization"}
     with pytest.raises(InputError, match="'stats' missing"):
         StatsSettings.from_config({k: v for k, v in config.items() if k != "stats"}, "d")
 

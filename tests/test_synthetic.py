@@ -1,10 +1,11 @@
 """The built-in synthetic phantoms: determinism, labels, ground truth, confounder, shards."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage as ndi
 
-from saliency_audit.data.prepare import box_mask, build_manifest, build_shard, preprocess
+from saliency_audit.data.prepare import box_mask, build_manifest, build_shard, preprocess, stage_config
 from saliency_audit.data.synthetic import SyntheticSource, assign_labels
 from saliency_audit.errors import InputError
 
@@ -203,6 +204,21 @@ def test_confounder_visible_against_same_image_without():
 def test_bad_ranges_are_input_errors():
     with pytest.raises(InputError, match="contrast"):
         source(contrast=[0.5, 0.2])
+
+
+def test_data_jobs_read_only_their_params():
+    """The manifest and shard jobs get the dataset, the seed and their own blocks through params
+    (rules/data.smk): the same manifest and shard as from the whole config, and a key left out is named."""
+    cfg = make_config(7, SIZE, **{"tiny-pna": {"task": "detection"}})
+    ds = cfg["datasets"]["tiny-pna"]
+    m = build_manifest("tiny-pna", cfg)
+    alone = stage_config("tiny-pna", ds, 7, split=cfg["split"], shards=cfg["shards"], image_size=SIZE)
+    pd.testing.assert_frame_equal(build_manifest("tiny-pna", alone), m)
+    want = build_shard("tiny-pna", cfg, m, "test", 0)
+    got = build_shard("tiny-pna", stage_config("tiny-pna", ds, 7, image_size=SIZE), m, "test", 0)
+    assert want.keys() == got.keys() and all(np.array_equal(want[k], got[k]) for k in want)
+    with pytest.raises(KeyError, match="shards"):
+        build_manifest("tiny-pna", stage_config("tiny-pna", ds, 7, split=cfg["split"], image_size=SIZE))
 
 
 def test_shard_from_tiny_config(tmp_path):

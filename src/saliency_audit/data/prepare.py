@@ -26,6 +26,14 @@ from .splits import grouped_split, groups_in_several_splits, read_split_file, st
 log = logging.getLogger(__name__)
 
 
+def stage_config(name: str, ds_cfg: dict, seed: int, **blocks) -> dict:
+    """The part of a validated config the data stage reads for dataset ``name``, rebuilt from a
+    rule's params: ``datasets.<name>``, ``seed`` and the top-level ``blocks`` given (the manifest:
+    ``split``, ``shards`` and ``image_size``, which a source may read; a shard: ``image_size``). A job sees no other key, so its params are
+    exactly what reruns it; a key it needs but was not given raises :class:`KeyError` naming it."""
+    return {"seed": seed, "datasets": {name: ds_cfg}, **blocks}
+
+
 def build_manifest(name: str, config: dict) -> pd.DataFrame:
     """Records of dataset ``name`` with split and shard assigned (no pixels read)."""
     ds = config["datasets"][name]

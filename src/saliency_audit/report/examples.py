@@ -3,7 +3,8 @@
 The example images are the first ``report.example_images`` images of the first test shard that
 have maps (``saliency.images``), in shard order: deterministic, and the same for every method.
 Maps are normalized exactly as the scores were (``saliency_audit.metrics.criteria.normalize``:
-the configured ``saliency.normalization``; localizer ``PRED`` maps and the AVG map are used as they are).
+the configured ``saliency.normalization`` and ``saliency.cam_normalization``; localizer ``PRED``
+maps and the AVG map are used as they are).
 """
 
 from __future__ import annotations
@@ -105,10 +106,10 @@ def flat(files: dict) -> list[str]:
     return out
 
 
-def _normalize(maps, method, mode):
+def _normalize(maps, method, mode, cam):
     from ..metrics.criteria import normalize
 
-    return normalize(maps, method, mode)
+    return normalize(maps, method, mode, cam=cam)
 
 
 def load_shard_examples(shard_path, images_mode: str, k: int):
@@ -118,8 +119,9 @@ def load_shard_examples(shard_path, images_mode: str, k: int):
     return np.asarray(sh["ids"]).astype(str)[idx], sh["images"][idx], sh["masks"][idx]
 
 
-def load_maps(path, ids, method, mode):
-    """Normalized maps of ``ids`` (in that order) from a maps file."""
+def load_maps(path, ids, method, mode, cam):
+    """Maps of ``ids`` (in that order) from a maps file, normalized as scored (``mode``:
+    ``saliency.normalization``, ``cam``: ``saliency.cam_normalization``)."""
     from ..metrics.criteria import read_maps
 
     mids, maps = read_maps(path)
@@ -127,7 +129,7 @@ def load_maps(path, ids, method, mode):
     missing = [i for i in ids if i not in pos]
     if missing:
         raise InputError(f"{path}: no maps for images {missing[:5]} (has {len(mids)} images)")
-    return _normalize(maps[[pos[i] for i in ids]], method, mode)
+    return _normalize(maps[[pos[i] for i in ids]], method, mode, cam)
 
 
 def overlay_data(files: dict, s: dict, utility: pd.DataFrame | None, metric="auprc"):
@@ -138,13 +140,13 @@ def overlay_data(files: dict, s: dict, utility: pd.DataFrame | None, metric="aup
     loc = LOCALIZER_LABEL[s["localizer"]]
     maps, scores = {}, {}
     for m, path in files["maps"].items():
-        maps[m] = load_maps(path, ids, m, s["normalization"])
+        maps[m] = load_maps(path, ids, m, s["normalization"], s["cam_normalization"])
         scores[m] = _lookup(utility, ids, metric, method=m, model_a=s["primary"], state="original")
     if files.get("avg"):
         avg = np.load(files["avg"]).astype(np.float32)
         maps[AVG] = np.broadcast_to(avg, images.shape)
         scores[AVG] = _lookup(utility, ids, metric, model_a="avg")
-    maps[loc] = load_maps(files["localizer"], ids, "PRED", s["normalization"])
+    maps[loc] = load_maps(files["localizer"], ids, "PRED", s["normalization"], s["cam_normalization"])
     scores[loc] = _lookup(utility, ids, metric, model_a=f"{s['localizer']}_1")
     return ids, images, masks, maps, scores
 
@@ -165,7 +167,7 @@ def randomization_data(files: dict, s: dict):
     if not len(ids):
         return None, None, {}
     out = {
-        m: {st: load_maps(p, ids, m, s["normalization"])[0] for st, p in by_state.items()}
+        m: {st: load_maps(p, ids, m, s["normalization"], s["cam_normalization"])[0] for st, p in by_state.items()}
         for m, by_state in files["maps"].items()
     }
     return ids[0], images[0], out

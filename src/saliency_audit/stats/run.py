@@ -50,6 +50,7 @@ class StatsSettings:
     primary: str  # the audited classifier (plan.PRIMARY)
     images: str  # saliency.images
     normalization: str  # saliency.normalization
+    cam_normalization: str  # saliency.cam_normalization (the example figures normalize maps as scored)
     example_images: int  # report.example_images
     pr_method: str  # report.pr_method
     dpi: int  # report.dpi
@@ -90,6 +91,7 @@ class StatsSettings:
             primary=plan.PRIMARY,
             images=sal["images"],
             normalization=sal["normalization"],
+            cam_normalization=sal["cam_normalization"],
             example_images=int(rep["example_images"]),
             pr_method=rep["pr_method"],
             dpi=int(rep["dpi"]),
@@ -123,8 +125,9 @@ def stats_settings(config: dict, dataset: str) -> dict:
     return {k: s[k] for k in STATS_KEYS}
 
 
-#: Settings that change figures only (a plotting option must not rerun the tables).
-PLOT_KEYS = ("example_images", "pr_method", "dpi")
+#: Settings that change figures only (a plotting option must not rerun the tables; the CAM
+#: normalization reaches the tables through the scores).
+PLOT_KEYS = ("example_images", "pr_method", "dpi", "cam_normalization")
 
 
 def table_settings(config: dict, dataset: str) -> dict:
