@@ -41,7 +41,7 @@ rule byom_labels:
     input:
         index=lambda wc: config["datasets"][wc.dataset]["maps"]["index_csv"],
     output:
-        f"{RESULTS}/{{dataset}}/byom/labels.csv",
+        paths.pattern(paths.BYOM_LABELS, RESULTS),
     log:
         "logs/{dataset}/byom/labels.log",
     benchmark:

@@ -159,7 +159,7 @@ def byom_targets(dataset):
         )
         for model, state, method in byom_layout(dataset)["triples"]
         for shard in test
-    ] + [f"{RESULTS}/{dataset}/byom/labels.csv"]
+    ] + [paths.path(paths.BYOM_LABELS, RESULTS, dataset=dataset)]
 
 
 def byom_map_files(wildcards):
@@ -198,7 +198,7 @@ def score_paths(dataset, criteria=None):
 
 def criteria_targets(dataset):
     """Gathered score tables of the criteria the config allows, thresholds and summary."""
-    return [*score_paths(dataset).values(), f"{RESULTS}/{dataset}/scores/summary.csv"]
+    return [*score_paths(dataset).values(), paths.path(paths.SUMMARY, RESULTS, dataset=dataset)]
 
 
 def score_plan(wildcards):
@@ -295,7 +295,9 @@ def score_inputs(wildcards, criteria=None):
 def table_inputs(wildcards):
     files = score_inputs(wildcards)
     if STATS_ON:
-        files["contrasts"] = f"{RESULTS}/{wildcards.dataset}/stats/contrasts.csv"
+        files["contrasts"] = paths.path(
+            paths.STATS, RESULTS, dataset=wildcards.dataset, table="contrasts"
+        )
     return files
 
 
@@ -343,8 +345,7 @@ def report_targets(dataset):
         )
         for ext in ("csv", "md")
     ]
-    if STATS_ON:
-        targets += [f"{out}/stats/contrasts.csv", f"{out}/stats/models.csv"]
+    targets += stats_targets(dataset)
     figs = []
     if "utility" in active:
         left_out = report_examples.left_out_figures(config, dataset)  # no localizer
@@ -395,8 +396,12 @@ STAGES = ("data", "models", "maps", "scores", "stats", "report")
 
 def stats_targets(dataset):
     """The statistics of a dataset (none with stats.enabled false)."""
-    out = f"{RESULTS}/{dataset}/stats"
-    return [f"{out}/contrasts.csv", f"{out}/models.csv"] if STATS_ON else []
+    if not STATS_ON:
+        return []
+    return [
+        paths.path(paths.STATS, RESULTS, dataset=dataset, table=t)
+        for t in ("contrasts", "models")
+    ]
 
 
 def stage_targets(stage, dataset, wildcards=None):

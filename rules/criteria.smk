@@ -92,7 +92,7 @@ rule score_summary:
             if c not in ("thresholds", "anchors")
         ],
     output:
-        f"{RESULTS}/{{dataset}}/scores/summary.csv",
+        paths.pattern(paths.SUMMARY, RESULTS),
     log:
         "logs/{dataset}/scores/summary.log",
     benchmark:

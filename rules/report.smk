@@ -12,14 +12,14 @@ rule fit_stats:
         unpack(score_inputs),
     output:
         contrasts=report(
-            f"{RESULTS}/{{dataset}}/stats/contrasts.csv",
+            paths.pattern(paths.STATS, RESULTS, table="contrasts"),
             caption="../report/stats_contrasts.rst",
             category="5. Statistics",
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "table": "LMM contrasts"},
         ),
         models=report(
-            f"{RESULTS}/{{dataset}}/stats/models.csv",
+            paths.pattern(paths.STATS, RESULTS, table="models"),
             caption="../report/stats_models.rst",
             category="5. Statistics",
             subcategory="{dataset}",

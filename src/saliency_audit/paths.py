@@ -23,6 +23,12 @@ SCORES = "{results}/{dataset}/scores/{criterion}.csv"
 #: The randomization degradation thresholds and their per-anchor-image pair means.
 THRESHOLDS = "{results}/{dataset}/scores/randomization_thresholds.csv"
 ANCHORS = "{results}/{dataset}/scores/randomization_threshold_anchors.csv"
+#: Means and SDs of every gathered criterion.
+SUMMARY = "{results}/{dataset}/scores/summary.csv"
+#: The statistics (rules/report.smk, fit_stats): ``table`` is ``contrasts`` or ``models``.
+STATS = "{results}/{dataset}/stats/{table}.csv"
+#: A bring-your-own-maps dataset's model/state labels (rules/byom.smk).
+BYOM_LABELS = "{results}/{dataset}/byom/labels.csv"
 
 
 class _KeepMissing(dict):
