@@ -377,6 +377,16 @@ def xrai_regions_file(wildcards):
     )
 
 
+def maps_job(wildcards, states, methods, model=None):
+    """The one params dict of a maps job (saliency.jobs.states_params): ``model`` for a rule
+    without a model wildcard (saliency_maps_states)."""
+    from saliency_audit.saliency.jobs import states_params
+
+    return states_params(
+        config, wildcards.dataset, model or wildcards.model, states, wildcards.shard, methods
+    )
+
+
 def saliency_targets(dataset):
     """Every maps file of a dataset: map_models x methods x test shards."""
     test = shards(dataset, "test")

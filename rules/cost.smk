@@ -47,15 +47,16 @@ def _maps_seconds_per_image(arch, image_size, methods):
     )
 
 
-def maps_runtime(wildcards, methods):
-    """`runtime` (minutes) of a maps job: cost model x images in its shard, x cost.SAFETY + start-up."""
+def maps_runtime(wildcards, methods, model=None, states=1):
+    """`runtime` (minutes) of a maps job: cost model x images in its shard x states, x cost.SAFETY
+    + start-up (``model``: for a rule without a model wildcard)."""
     per_image = _maps_seconds_per_image(
-        plan.arch_of(wildcards.model),
+        plan.arch_of(model or wildcards.model),
         model_image_size(wildcards.dataset),
         tuple(methods),
     )
     return cost.runtime_minutes(
-        per_image * map_images(wildcards.dataset, wildcards.shard)
+        per_image * states * map_images(wildcards.dataset, wildcards.shard)
     )
 
 

@@ -30,7 +30,7 @@ rule calibrate:
         image_sizes=sorted(
             {model_image_size(ds) for ds in plan.trained_datasets(config)}
         ),
-        batch_size=SALIENCY_COMMON["batch_size"],
+        batch_size=SAL["batch_size"],
         batches=2,
     script:
         "../workflow_scripts/calibrate.py"

@@ -1,129 +1,111 @@
 # Saliency stage: raw 2-D maps per (dataset, model, state, method, test shard), written to
 # results/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz (ids + maps).
-# Two job shapes (saliency.job_per): `method` = one job per method (cluster); `model_state` = one
-# job per (model, state, shard) computing every method (amortizes TensorFlow start-up on laptops).
-# Only one of the two rules is defined; both write the same files.
-
-from saliency_audit.saliency.jobs import job_params  # noqa: E402
+# Three job shapes (saliency.job_per), all writing the same files with the same script and params:
+#   method       rule saliency_maps: one job per (model, state, method, shard) (cluster);
+#   model_state  rule saliency_maps_all_methods: one job per (model, state, shard), every method;
+#   model        one job per (model, shard): saliency_maps_all_methods for the trained-only models
+#                and saliency_maps_states for the primary InceptionV3, whose every randomization
+#                state is computed in one TensorFlow process that traces once (laptops).
 
 SAL = config["saliency"]
 SALIENCY_METHODS = list(SAL["methods"])
+#: the primary model's states when one job computes them all (job_per: model)
+PRIMARY_STATES = ["original"] + plan.randomization_states(config)
+MAPS_TEMPLATE = f"{RESULTS}/{{dataset}}/maps/{{model}}/{{state}}/{{method}}/test_{{shard}}.npz"
 
 
 SALIENCY_CONSTRAINTS = dict(
     dataset=plan.dataset_regex(plan.trained_datasets(config)),  # never a BYOM dataset
+    # job_per: model: the primary model's maps come from saliency_maps_states
+    model=rf"(?!{plan.PRIMARY}/)[^/]+" if SAL["job_per"] == "model" else r"[^/]+",
     method="|".join(SALIENCY_METHODS) if SALIENCY_METHODS else "NONE",
     state=r"original|cascade[0-9]*-[a-z0-9]+|indep-[a-z0-9]+",  # plan.parse_state
 )
 
 
-SALIENCY_COMMON = dict(
+ONE_METHOD = SAL["job_per"] == "method"
+#: the params every maps job shares (`job` is the job's own: rules/common.smk maps_job)
+MAPS_PARAMS = dict(
+    target=SAL["target"],
     images=SAL["images"],
     batch_size=SAL["batch_size"],
     channel_reduction=SAL["channel_reduction"],
     dtype=SAL["dtype"],
-    target=SAL["target"],
+    code=plan.package_hash("saliency"),
+    code_models=plan.package_hash("models"),
 )
 
 
-if SAL["job_per"] == "method":
+rule saliency_maps_one_state:
+    name:
+        "saliency_maps" if ONE_METHOD else "saliency_maps_all_methods"
+    input:
+        model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
+        shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+        regions=xrai_regions_file,
+    output:
+        MAPS_TEMPLATE
+        if ONE_METHOD
+        else expand(MAPS_TEMPLATE, method=SALIENCY_METHODS, allow_missing=True),
+    log:
+        "logs/{dataset}/maps/{model}/{state}/"
+        + ("{method}/test_{shard}.log" if ONE_METHOD else "all_methods_test_{shard}.log"),
+    benchmark:
+        "benchmarks/out/{dataset}/maps/{model}/{state}/"
+        + ("{method}/test_{shard}.tsv" if ONE_METHOD else "all_methods_test_{shard}.tsv")
+    wildcard_constraints:
+        **SALIENCY_CONSTRAINTS,
+    conda:
+        "../envs/tensorflow.yaml"
+    threads: tf_threads
+    resources:
+        mem_mb=maps_mem,  # rules/cost.smk
+        runtime=lambda wc: maps_runtime(
+            wc, [wc.method] if ONE_METHOD else SALIENCY_METHODS
+        ),
+        gpu=1,
+    params:
+        job=lambda wc: maps_job(
+            wc, [wc.state], [wc.method] if ONE_METHOD else SALIENCY_METHODS
+        ),
+        **MAPS_PARAMS,
+    script:
+        "../workflow_scripts/saliency_maps.py"
 
-    rule saliency_maps:
+
+if SAL["job_per"] == "model":
+
+    rule saliency_maps_states:
         input:
-            model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
-            shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
-            regions=xrai_regions_file,
-        output:
-            f"{RESULTS}/{{dataset}}/maps/{{model}}/{{state}}/{{method}}/test_{{shard}}.npz",
-        log:
-            "logs/{dataset}/maps/{model}/{state}/{method}/test_{shard}.log",
-        benchmark:
-            "benchmarks/out/{dataset}/maps/{model}/{state}/{method}/test_{shard}.tsv"
-        wildcard_constraints:
-            **SALIENCY_CONSTRAINTS,
-        conda:
-            "../envs/tensorflow.yaml"
-        threads: tf_threads
-        resources:
-            mem_mb=maps_mem,  # rules/cost.smk
-            runtime=lambda wc: maps_runtime(wc, [wc.method]),  # rules/estimate.smk
-            gpu=1,
-        params:
-            methods=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, [wc.method]
-            )["methods"],
-            seeds=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, [wc.method]
-            )["seeds"],
-            arch=lambda wc: plan.arch_of(wc.model),
-            randomization=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, []
-            )["randomization"],
-            gradcam_layer=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, []
-            )["gradcam_layer"],
-            target=SALIENCY_COMMON["target"],
-            cam_normalization=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, [wc.method]
-            )["cam_normalization"],
-            images=SALIENCY_COMMON["images"],
-            batch_size=SALIENCY_COMMON["batch_size"],
-            channel_reduction=SALIENCY_COMMON["channel_reduction"],
-            dtype=SALIENCY_COMMON["dtype"],
-            code=plan.package_hash("saliency"),
-            code_models=plan.package_hash("models"),
-        script:
-            "../workflow_scripts/saliency_maps.py"
-
-else:
-
-    rule saliency_maps_all_methods:
-        input:
-            model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
+            model=f"{RESULTS}/{{dataset}}/models/{plan.PRIMARY}/model.keras",
             shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
             regions=xrai_regions_file,
         output:
             expand(
-                f"{RESULTS}/{{{{dataset}}}}/maps/{{{{model}}}}/{{{{state}}}}/{{method}}/test_{{{{shard}}}}.npz",
+                MAPS_TEMPLATE,
+                model=plan.PRIMARY,
+                state=PRIMARY_STATES,
                 method=SALIENCY_METHODS,
+                allow_missing=True,
             ),
         log:
-            "logs/{dataset}/maps/{model}/{state}/all_methods_test_{shard}.log",
+            f"logs/{{dataset}}/maps/{plan.PRIMARY}/states_test_{{shard}}.log",
         benchmark:
-            "benchmarks/out/{dataset}/maps/{model}/{state}/all_methods_test_{shard}.tsv"
+            f"benchmarks/out/{{dataset}}/maps/{plan.PRIMARY}/states_test_{{shard}}.tsv"
         wildcard_constraints:
-            **SALIENCY_CONSTRAINTS,
+            dataset=SALIENCY_CONSTRAINTS["dataset"],
         conda:
             "../envs/tensorflow.yaml"
         threads: tf_threads
         resources:
             mem_mb=maps_mem,  # rules/cost.smk
-            runtime=lambda wc: maps_runtime(wc, SALIENCY_METHODS),  # rules/estimate.smk
+            runtime=lambda wc: maps_runtime(
+                wc, SALIENCY_METHODS, plan.PRIMARY, len(PRIMARY_STATES)
+            ),
             gpu=1,
         params:
-            methods=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, SALIENCY_METHODS
-            )["methods"],
-            seeds=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, SALIENCY_METHODS
-            )["seeds"],
-            arch=lambda wc: plan.arch_of(wc.model),
-            randomization=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, []
-            )["randomization"],
-            gradcam_layer=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, []
-            )["gradcam_layer"],
-            target=SALIENCY_COMMON["target"],
-            cam_normalization=lambda wc: job_params(
-                config, wc.dataset, wc.model, wc.state, wc.shard, SALIENCY_METHODS
-            )["cam_normalization"],
-            images=SALIENCY_COMMON["images"],
-            batch_size=SALIENCY_COMMON["batch_size"],
-            channel_reduction=SALIENCY_COMMON["channel_reduction"],
-            dtype=SALIENCY_COMMON["dtype"],
-            code=plan.package_hash("saliency"),
-            code_models=plan.package_hash("models"),
+            job=lambda wc: maps_job(wc, PRIMARY_STATES, SALIENCY_METHODS, plan.PRIMARY),
+            **MAPS_PARAMS,
         script:
             "../workflow_scripts/saliency_maps.py"
 
@@ -146,7 +128,7 @@ rule xrai_segments:
         mem_mb=2000,
         runtime=lambda wc: segments_runtime(wc),  # rules/estimate.smk
     params:
-        images=SALIENCY_COMMON["images"],
+        images=SAL["images"],
         code=plan.package_hash("saliency"),
     script:
         "../workflow_scripts/xrai_segments.py"

@@ -103,6 +103,17 @@ def _sig(config, dataset):
     return f"{method_param('SIG', 'samples')(config, dataset)} x {method_param('SIG', 'steps')(config, dataset)}"
 
 
+def _cascade(config, dataset):
+    """The cascade states with maps, as the paper lists them (every block: logits ... mixed1)."""
+    from .plan import randomization_states
+
+    return ", ".join(s.split("-", 1)[1] for s in randomization_states(config) if s.startswith("cascade-"))
+
+
+#: the paper's cascade (Figure 3: logits, mixed10 ... mixed1)
+PAPER_CASCADE = ", ".join(["logits"] + [f"mixed{i}" for i in range(10, 0, -1)])
+
+
 def _partners(config, dataset):
     return f"{_get(config, 'randomization.threshold_partners')} per image"
 
@@ -202,6 +213,9 @@ SETTINGS: tuple[Setting, ...] = (
             released_text="randomized checkpoints not released"),
     Setting("randomization.repeats", "cascade repeats", NOT_STATED, 3, key("randomization.repeats"), "3",
             "the released plots average three cascade runs (dir1-dir3)"),
+    Setting("randomization.blocks", "cascade states with maps", PAPER_CASCADE, PAPER_CASCADE, _cascade,
+            PAPER_CASCADE, "every block, as the paper's Figure 3", paper_text="every block (logits, mixed10 ... mixed1)",
+            released_text="every block"),
     Setting("randomization.threshold_partners", "degradation-threshold pairs", "50 in all", "50 per image",
             _partners, "50 per image (n x 50 pairs), with a bootstrap CI",
             "as released: 50 pairs in all have a standard error above the paper's margins",

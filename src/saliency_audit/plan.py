@@ -20,6 +20,7 @@ from .architectures import (  # noqa: F401  (callers read these through plan)
     localizer,
     task,
 )
+from .errors import InputError
 from .maps_index import layout as _maps_layout
 
 #: InceptionV3 blocks from the top, as re-initialised by the cascading randomization test.
@@ -123,7 +124,21 @@ def model_seed(config: dict, dataset: str, model_id: str) -> int:
 
 
 def _cascade_blocks(config: dict) -> list[str]:
-    return INCEPTION_CASCADE + ([INCEPTION_STEM] if config["randomization"]["cascade_to_stem"] else [])
+    """The blocks whose cascade states get maps, top first (``randomization.blocks``: a subset that
+    must include the cascade's last block, the fully randomized model; None: every block)."""
+    rnd = config["randomization"]
+    blocks = INCEPTION_CASCADE + ([INCEPTION_STEM] if rnd["cascade_to_stem"] else [])
+    chosen = rnd["blocks"]
+    if chosen is None:
+        return blocks
+    unknown = sorted(set(chosen) - set(blocks))
+    if unknown or blocks[-1] not in chosen:
+        raise InputError(
+            f"randomization.blocks: {list(chosen)} must be blocks of the cascade {blocks} and include its "
+            f"last block {blocks[-1]!r} (the fully randomized model)"
+            + (f"; not in the cascade: {unknown}" if unknown else "")
+        )
+    return [b for b in blocks if b in chosen]
 
 
 def cascade_state(block: str, repeat: int = 1) -> str:

@@ -247,6 +247,14 @@ class GradientEngine:
             g, _ = self.input_gradients(build(lo, hi), weights[lo:hi])
             consume(lo, hi, g)
 
+    def sync_guided(self):
+        """Copy the model's current weights into the guided-backprop clone, if it was built: after
+        :func:`saliency_audit.models.randomize.apply_state` changed the model in place. Assigns into
+        the clone's own variables, so its compiled functions stay valid (no retrace)."""
+        if self._guided is not None:
+            for dst, src in zip(self._guided.model.weights, self.model.weights):
+                dst.assign(src)
+
     def guided(self) -> "GradientEngine":
         """An engine on the guided-backprop clone of the model (built once)."""
         if self._guided is None:

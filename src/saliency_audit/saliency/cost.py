@@ -246,6 +246,8 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
     methods = list(sal["methods"])
     per_job = [[m] for m in methods] if sal["job_per"] == "method" else [methods]
     maps_rule = "saliency_maps" if sal["job_per"] == "method" else "saliency_maps_all_methods"
+    # job_per: model: one job per (model, shard) computes all of the model's states
+    one_job_per_model = sal["job_per"] == "model"
     acc = {}
 
     def add(stage, rule, hours, req_hours, gpu, basis):
@@ -270,13 +272,19 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
             if xrai_full:
                 sec = n * segmentation_seconds(table, size)
                 add("xrai_segments", "xrai_segments", sec / 3600, runtime_minutes(sec) / 60, False, "cost model")
+        states = {}
         for model, state in plan.map_models(config, ds):
+            states.setdefault(model, []).append(state)
+        jobs = [(m, len(ss)) for m, ss in states.items()] if one_job_per_model else [
+            (m, 1) for m, ss in states.items() for _ in ss]
+        for model, n_states in jobs:
             arch = plan.arch_of(model)
+            rule = "saliency_maps_states" if one_job_per_model and n_states > 1 else maps_rule
             for job_methods in per_job:
                 params = {m: (sal.get("params") or {}).get(m) for m in job_methods}
                 for shard, n in shards.items():
-                    sec = maps_job_seconds(table, params, arch, size, n, sal["batch_size"])
-                    add("maps", maps_rule, sec / 3600, runtime_minutes(sec) / 60, True, "cost model")
+                    sec = n_states * maps_job_seconds(table, params, arch, size, n, sal["batch_size"])
+                    add("maps", rule, sec / 3600, runtime_minutes(sec) / 60, True, "cost model")
     rows = list(acc.values())
     for row in rows:
         row["slurm_jobs"] = group_jobs(row["jobs"], row["rule"], groups, components)

@@ -77,3 +77,23 @@ def job_params(config: dict, dataset: str, model: str, state: str, shard, method
         gradcam_layer=(sal.get("gradcam_layer") or {}).get(arch),
         cam_normalization=sal["cam_normalization"] if "GGCAM" in methods else None,
     )
+
+
+def states_params(config: dict, dataset: str, model: str, states, shard, methods) -> dict:
+    """The params of a maps job computing ``methods`` for every state of ``states`` (one state for
+    ``saliency.job_per: method | model_state``; every state of the model for ``model``), built from
+    :func:`job_params` of each state, so each value still depends only on what it changes:
+    ``model``, ``states``, ``methods``, ``seeds`` (state -> {method -> seed}), ``arch``, ``gradcam_layer``,
+    ``cam_normalization``, and ``randomization`` (None when every state is ``original``)."""
+    per = {s: job_params(config, dataset, model, s, shard, methods) for s in states}
+    first = per[states[0]]
+    return dict(
+        model=model,
+        states=list(states),
+        methods=first["methods"],
+        seeds={s: p["seeds"] for s, p in per.items()},
+        arch=first["arch"],
+        randomization=next((p["randomization"] for p in per.values() if p["randomization"]), None),
+        gradcam_layer=first["gradcam_layer"],
+        cam_normalization=first["cam_normalization"],
+    )
