@@ -233,3 +233,26 @@ def test_fetch_materializes_stored_outputs_and_lists_the_rest(tmp_path, caplog):
     assert list(todo) == ["original", "cascade-logits"]  # the job's order of states
     assert all(outputs[p].is_file() for p in pairs[:3]) and not outputs[pairs[3]].exists()
     assert [r.getMessage() for r in caplog.records] == [f"{outputs[p]}: from store ({keys[p][:16]})" for p in pairs[:3]]
+
+
+def test_model_maps_computes_only_what_the_store_lacks(tmp_path):
+    """saliency.run.model_maps with ``todo`` (what MapStore.fetch left): only those (state, method)
+    maps, equal to the same maps of a full job; nothing to do loads no model at all."""
+    from saliency_audit.models.classifiers import build_classifier
+    from saliency_audit.saliency.run import model_maps
+
+    size, states = 80, ["original", "cascade-mixed10"]
+    path = tmp_path / "model.keras"
+    build_classifier("inceptionv3", size, "none", seed=3).save(path)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+    methods = {"GRAD": {}, "SG": {"samples": 2}}
+    args = dict(seeds={s: {"SG": 5} for s in states}, randomization={"seed": 9, "initializer": "truncated_normal"})
+    full = dict(model_maps(path, "inceptionv3", states, x, methods, **args))
+    part = list(model_maps(path, "inceptionv3", states, x, methods, todo={"original": [], "cascade-mixed10": ["SG"]},
+                           **args))
+    assert [(s, list(m)) for s, m in part] == [("cascade-mixed10", ["SG"])]
+    np.testing.assert_array_equal(part[0][1]["SG"], full["cascade-mixed10"]["SG"])
+    assert not np.array_equal(full["original"]["SG"], full["cascade-mixed10"]["SG"])
+    nothing = model_maps(tmp_path / "absent.keras", "inceptionv3", states, x, methods, todo=dict.fromkeys(states, []),
+                         **args)
+    assert list(nothing) == []

@@ -9,6 +9,7 @@ from saliency_audit import io
 from saliency_audit.data.prepare import to_model_input
 from saliency_audit.resources import set_tf_threads
 from saliency_audit.saliency.run import model_maps
+from saliency_audit.saliency.store import MapStore, job_keys, store_root
 from saliency_audit.saliency.xrai import preload_regions
 from saliency_audit.smk import progress, rule_logging
 
@@ -23,7 +24,13 @@ with rule_logging(snakemake) as log:
     outputs = {Path(o).parts[-3:-1]: o for o in snakemake.output}  # (state, method) -> path
     log.info("%d of %d test images get maps; states %s; methods %s", len(idx), len(shard["ids"]),
              job["states"], list(job["methods"]))
-    if len(idx):
+    # maps made before from the same inputs (saliency_audit.saliency.store) are linked, not computed
+    store = MapStore(store_root(snakemake.output[0]))
+    keys = job_keys(job, model=snakemake.input.model, shard=snakemake.input.shard, images=p.images, target=p.target,
+                    channel_reduction=p.channel_reduction, dtype=p.dtype,
+                    code={"saliency": p.code, "models": p.code_models})
+    todo = store.fetch(keys, outputs)
+    if len(idx) and any(todo.values()):
         preload_regions(snakemake.input.regions)  # XRAI's segments, computed once per image
         label = f"{job['model']} test_{snakemake.wildcards.shard}"
         states = model_maps(
@@ -41,12 +48,14 @@ with rule_logging(snakemake) as log:
             cam_normalization=job["cam_normalization"],
             progress=progress,
             desc=label,
+            todo=todo,
         )
     else:
         empty = np.zeros((0,) + shard["images"].shape[1:], np.float32)
-        states = ((s, {m: empty for m in job["methods"]}) for s in job["states"])
+        states = ((s, {m: empty for m in todo[s]}) for s in job["states"] if todo[s])
     for state, maps in states:
-        for method in job["methods"]:
+        for method in maps:
             path = outputs[state, method]
             io.write_npz(path, ids=ids, maps=maps[method].astype(p.dtype))
             log.info("wrote %s (%s)", path, maps[method].shape)
+        store.put_computed(keys, outputs, [(state, method) for method in maps])

@@ -39,7 +39,7 @@ def load_model_state(model_path, arch: str, state: str, randomization: dict | No
 
 
 def model_maps(model_path, arch: str, states, x: np.ndarray, methods: dict, *, seeds: dict, randomization,
-               batch_size=None, target="positive", progress=None, desc="maps", **kwargs):
+               batch_size=None, target="positive", progress=None, desc="maps", todo=None, **kwargs):
     """Yield ``(state, maps)`` for every state of ``states`` in order, from one loaded model.
 
     Parameters
@@ -55,6 +55,10 @@ def model_maps(model_path, arch: str, states, x: np.ndarray, methods: dict, *, s
         One bar over every state, method and image (``desc`` labels it; the postfix names the state).
     batch_size, target, kwargs
         As :func:`shard_maps` (``channel_reduction``, ``gradcam_layer``, ``cam_normalization``, ``chunk``).
+    todo : dict or None
+        state -> the method ids to compute in it (default: every method of every state); a state
+        with none is neither made nor yielded, and the model is not loaded when nothing is to do
+        (:meth:`.store.MapStore.fetch`: the others' maps came from the map store).
 
     Each state's weights are exactly those of a fresh load followed by ``apply_state`` (the trained
     values are restored before every state; the randomized blocks' seeds do not depend on the order),
@@ -63,11 +67,14 @@ def model_maps(model_path, arch: str, states, x: np.ndarray, methods: dict, *, s
     from ..models import load_model
     from ..models.randomize import apply_state
 
-    states = list(states)
+    todo = {s: list(methods) for s in states} if todo is None else todo
+    states = [s for s in states if todo[s]]
+    if not states:
+        return
     model = load_model(model_path)
     trained = [w.numpy() for w in model.weights] if any(s != "original" for s in states) else None
-    cost = sum(max(1, gradient_count(m, p)) for m, p in methods.items())
-    bar = progress(total=len(states) * len(x) * cost, desc=desc, unit="grad") if progress else None
+    cost = sum(max(1, gradient_count(m, methods[m])) for s in states for m in todo[s])
+    bar = progress(total=len(x) * cost, desc=desc, unit="grad") if progress else None
     for k, state in enumerate(states):
         if k and trained is not None:
             for w, value in zip(model.weights, trained):
@@ -75,8 +82,8 @@ def model_maps(model_path, arch: str, states, x: np.ndarray, methods: dict, *, s
         if state != "original":
             apply_state(model, arch, state, randomization["seed"], initializer=randomization["initializer"])
         engine_for(model, batch_size, target).sync_guided()  # the guided-backprop clone takes the new weights
-        yield state, shard_maps(model, x, methods, arch=arch, seeds=seeds[state], batch_size=batch_size,
-                                target=target, bar=bar, label=state, **kwargs)
+        yield state, shard_maps(model, x, {m: methods[m] for m in todo[state]}, arch=arch, seeds=seeds[state],
+                                batch_size=batch_size, target=target, bar=bar, label=state, **kwargs)
     if bar is not None:
         bar.close()
 
