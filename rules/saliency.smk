@@ -11,7 +11,7 @@ SAL = config["saliency"]
 SALIENCY_METHODS = list(SAL["methods"])
 #: the primary model's states when one job computes them all (job_per: model)
 PRIMARY_STATES = ["original"] + plan.randomization_states(config)
-MAPS_TEMPLATE = f"{RESULTS}/{{dataset}}/maps/{{model}}/{{state}}/{{method}}/test_{{shard}}.npz"
+MAPS_TEMPLATE = paths.pattern(paths.MAPS, RESULTS)
 
 
 SALIENCY_CONSTRAINTS = dict(
@@ -41,7 +41,7 @@ rule saliency_maps_one_state:
         "saliency_maps" if ONE_METHOD else "saliency_maps_all_methods"
     input:
         model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
-        shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+        shard=paths.pattern(paths.SHARD, RESULTS, split="test"),
         regions=xrai_regions_file,
     output:
         MAPS_TEMPLATE
@@ -78,7 +78,7 @@ if SAL["job_per"] == "model":
     rule saliency_maps_states:
         input:
             model=f"{RESULTS}/{{dataset}}/models/{plan.PRIMARY}/model.keras",
-            shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+            shard=paths.pattern(paths.SHARD, RESULTS, split="test"),
             regions=xrai_regions_file,
         output:
             expand(
@@ -112,7 +112,7 @@ if SAL["job_per"] == "model":
 
 rule xrai_segments:
     input:
-        shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+        shard=paths.pattern(paths.SHARD, RESULTS, split="test"),
     output:
         f"{RESULTS}/{{dataset}}/maps/xrai_segments/test_{{shard}}.npz",
     log:
