@@ -42,7 +42,7 @@ def test_every_demo_override_has_a_line():
     missing = [k for k in keys if not any(k == s or k.startswith(s + ".") for s in paper.SETTING_KEYS)]
     assert not missing, missing
     required = {"image_size", "saliency.params.XRAI.steps", "saliency.target", "saliency.noise",
-                "randomization.initializer", "randomization.repeats", "randomization.threshold_partners",
+                "randomization.initializer", "randomization.repeats", "randomization.threshold_partners", "randomization.blocks",
                 "criteria.ssim_data_range", "saliency.cam_normalization", "utility.auprc",
                 "saliency.params.SG.samples", "saliency.params.SG.noise", "saliency.params.IG.steps",
                 "saliency.params.IG.baseline", "saliency.params.SIG", "models.inceptionv3.weights",
@@ -53,7 +53,7 @@ def test_every_demo_override_has_a_line():
 def test_deviations_of_the_demo_config():
     d = paper.deviations(_config("config.yaml"), "synth-ptx").set_index("key")
     assert list(d.reset_index().columns) == paper.DEVIATION_COLUMNS
-    assert d.loc["image_size", "this_run"] == "128" and d.loc["image_size", "differs_from_released"] is True
+    assert d.loc["image_size", "this_run"] == "192" and d.loc["image_size", "differs_from_released"] is True
     assert d.loc["image_size", "differs_from_paper"] is None  # the paper states no size
     ig = d.loc["saliency.params.IG.steps"]
     assert ig["this_run"] == "10" and ig["differs_from_paper"] is True and ig["differs_from_released"] is False
