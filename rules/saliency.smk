@@ -2,8 +2,8 @@
 # results/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz (ids + maps).
 # Three job shapes (saliency.job_per), all writing the same files with the same script and params:
 #   method       rule saliency_maps: one job per (model, state, method, shard) (cluster);
-#   model_state  rule saliency_maps_all_methods: one job per (model, state, shard), every method;
-#   model        one job per (model, shard): saliency_maps_all_methods for the trained-only models
+#   model_state  rule saliency_maps: one job per (model, state, shard), every method;
+#   model        one job per (model, shard): saliency_maps (every method) for the trained-only models
 #                and saliency_maps_states for the primary InceptionV3, whose every randomization
 #                state is computed in one TensorFlow process that traces once (laptops).
 
@@ -36,9 +36,7 @@ MAPS_PARAMS = dict(
 )
 
 
-rule saliency_maps_one_state:
-    name:
-        "saliency_maps" if ONE_METHOD else "saliency_maps_all_methods"
+rule saliency_maps:
     input:
         model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
         shard=paths.pattern(paths.SHARD, RESULTS, split="test"),

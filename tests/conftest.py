@@ -21,7 +21,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 #: TensorFlow jobs of the tiny config are dominated by start-up and tracing, not arithmetic: one
 #: thread each and two at a time (no GPU here) halves the wall time of a run on 2 cores. Every run
 #: whose results are compared with ``tiny_run`` uses the same thread counts.
-TF_THREADS = ["--set-threads", "train_model=1", "saliency_maps_all_methods=1", "saliency_maps_states=1", "saliency_maps=1",
+TF_THREADS = ["--set-threads", "train_model=1", "saliency_maps_states=1", "saliency_maps=1",
               "localizer_maps=1"]
 PARALLEL_TF = [*TF_THREADS, "--resources", "gpu=2"]
 

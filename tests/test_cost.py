@@ -98,7 +98,8 @@ def test_estimate_rows_by_hand():
     config = {"datasets": {"d": {"kind": "synthetic", "task": "segmentation"}}, "image_size": 320, "seed": 1,
               "models": {"inceptionv3": {"replicates": 1, "epochs": 2, "batch_size": 32},
                          "unet": {"replicates": 1, "epochs": 3, "batch_size": 4}},
-              "randomization": {"repeats": 0},
+              "randomization": {"cascade": True, "cascade_to_stem": False, "blocks": None, "repeats": 0,
+                                "independent": False},
               "saliency": {"methods": ["GRAD", "SIG"], "job_per": "method", "params": {}, "batch_size": None}}
     table = TABLE + [dict(kind="ingest", arch="jpeg", image_size=320, batch_size=1, seconds=0.1)]
     rows = {r["stage"]: r for r in cost.estimate_rows(

@@ -96,10 +96,14 @@ def test_estimate_target_on_tiny_config(tmp_path):
 
     config = yaml.safe_load(config_path.read_text())
     validate(config, str(ROOT / "schemas" / "config.schema.yaml"))
-    # 48 images x 0.10 = 5 test images, one shard per dataset; one all-methods job per (model, state)
-    pairs = sum(len(plan.map_models(config, ds)) for ds in config["datasets"])
-    assert table.loc["maps", "jobs"] == pairs
-    assert table.loc["maps", "slurm_jobs"] == -(-pairs // 8)  # group-components maps: 8
+    # 48 images x 0.10 = 5 test images, one shard per dataset; job_per: model: one job per model
+    # (the primary's states in one saliency_maps_states job, not grouped; the others' grouped by 8)
+    assert config["saliency"]["job_per"] == "model"
+    models = [{m for m, _ in plan.map_models(config, ds)} for ds in config["datasets"]]
+    assert table.loc["maps", "jobs"] == sum(map(len, models))
+    assert table.loc["maps", "rule"] == "saliency_maps_states, saliency_maps"
+    others = sum(len(m) - 1 for m in models)
+    assert table.loc["maps", "slurm_jobs"] == len(models) + -(-others // 8)  # group-components maps: 8
     assert table.loc["training", "jobs"] == sum(len(plan.model_ids(config, ds)) for ds in config["datasets"])
     assert table.loc["xrai_segments", "jobs"] == 2
     # data stage: round(48 x 0.81) = 39 train (2 shards of 32), 4 val, 5 test images: 4 shards per dataset

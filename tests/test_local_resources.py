@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, SNAKEMAKE, TF_THREADS, TINY
 from saliency_audit.resources import CLUSTER_THREADS, tf_job_threads
 
-TF_RULES = {"train_model", "localizer_maps", "saliency_maps", "saliency_maps_all_methods"}
+TF_RULES = {"train_model", "localizer_maps", "saliency_maps", "saliency_maps_states"}
 
 
 def planned_jobs(text: str) -> list[dict]:
@@ -47,7 +47,7 @@ def dry_run(workdir, *args, dry=True):
 def by_kind(jobs):
     tf = [j for j in jobs if j["rule"] in TF_RULES]
     other = [j for j in jobs if j["rule"] not in TF_RULES]
-    assert {j["rule"] for j in tf} >= {"train_model", "localizer_maps", "saliency_maps_all_methods"}, jobs
+    assert {j["rule"] for j in tf} >= {"train_model", "localizer_maps", "saliency_maps"}, jobs
     return tf, other
 
 

@@ -258,7 +258,7 @@ def _rules_of_log_dir(name: str, known: set[str]) -> set[str]:
         return {name[len("rule_"):]}
     assert name.startswith("group_"), name
     rest, found = name[len("group_"):], set()
-    for rule in sorted(known, key=len, reverse=True):  # saliency_maps_all_methods before saliency_maps
+    for rule in sorted(known, key=len, reverse=True):  # saliency_maps_states before saliency_maps
         if re.search(rf"(^|_){rule}(_|$)", rest):
             found.add(rule)
             rest = re.sub(rf"(^|_){rule}(?=_|$)", "", rest)
@@ -267,11 +267,12 @@ def _rules_of_log_dir(name: str, known: set[str]) -> set[str]:
 
 
 def test_gpu_rule_parser():
-    assert {"train_model", "saliency_maps", "saliency_maps_all_methods", "localizer_maps"} <= gpu_rules()
+    assert {"train_model", "saliency_maps", "saliency_maps_states", "localizer_maps"} <= gpu_rules()
     assert not {"manifest", "shard", "stats", "score_shard"} & gpu_rules()
-    known = {"saliency_maps", "saliency_maps_all_methods", "localizer_maps", "shard"}
-    assert _rules_of_log_dir("group_maps_localizer_maps_saliency_maps_all_methods", known) == {
-        "localizer_maps", "saliency_maps_all_methods"}
+    known = {"saliency_maps", "saliency_maps_states", "localizer_maps", "shard"}
+    assert _rules_of_log_dir("group_maps_localizer_maps_saliency_maps", known) == {
+        "localizer_maps", "saliency_maps"}
+    assert _rules_of_log_dir("rule_saliency_maps_states", known) == {"saliency_maps_states"}
     assert _rules_of_log_dir("rule_shard", known) == {"shard"}
 
 
@@ -293,7 +294,7 @@ def test_gpu_rules_got_a_gpu(cluster, slurm_run):
             got_gpu |= rules
     assert not wrong, f"jobs whose GPU allocation does not match their rules: {wrong}"
     if not TARGETS:  # the whole workflow: training, localizer maps and saliency maps ran on GPUs
-        assert {"train_model", "localizer_maps"} <= got_gpu and got_gpu & {"saliency_maps", "saliency_maps_all_methods"}
+        assert {"train_model", "localizer_maps"} <= got_gpu and got_gpu & {"saliency_maps", "saliency_maps_states"}
 
 
 # --- cluster fault drills (#9): the data stage of one dataset, with the Slurm profile's own `retries`

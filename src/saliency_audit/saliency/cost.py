@@ -245,14 +245,18 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
     sal = config["saliency"]
     methods = list(sal["methods"])
     per_job = [[m] for m in methods] if sal["job_per"] == "method" else [methods]
-    maps_rule = "saliency_maps" if sal["job_per"] == "method" else "saliency_maps_all_methods"
     # job_per: model: one job per (model, shard) computes all of the model's states
     one_job_per_model = sal["job_per"] == "model"
     acc = {}
 
+    rule_jobs = {}  # stage -> {rule: jobs}: a stage may run two rules (job_per: model)
+
     def add(stage, rule, hours, req_hours, gpu, basis):
         row = acc.setdefault(stage, dict(stage=stage, rule=rule, jobs=0, gpu_hours=0.0, cpu_hours=0.0,
                                          requested_hours=0.0, basis=basis))
+        counts = rule_jobs.setdefault(stage, {})
+        counts[rule] = counts.get(rule, 0) + 1
+        row["rule"] = ", ".join(counts)
         row["jobs"] += 1
         row["gpu_hours" if gpu else "cpu_hours"] += hours
         row["requested_hours"] += req_hours
@@ -279,7 +283,7 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
             (m, 1) for m, ss in states.items() for _ in ss]
         for model, n_states in jobs:
             arch = plan.arch_of(model)
-            rule = "saliency_maps_states" if one_job_per_model and n_states > 1 else maps_rule
+            rule = "saliency_maps_states" if one_job_per_model and n_states > 1 else "saliency_maps"
             for job_methods in per_job:
                 params = {m: (sal.get("params") or {}).get(m) for m in job_methods}
                 for shard, n in shards.items():
@@ -287,7 +291,7 @@ def estimate_rows(config: dict, test_images: dict, table: list[dict], *, groups=
                     add("maps", rule, sec / 3600, runtime_minutes(sec) / 60, True, "cost model")
     rows = list(acc.values())
     for row in rows:
-        row["slurm_jobs"] = group_jobs(row["jobs"], row["rule"], groups, components)
+        row["slurm_jobs"] = sum(group_jobs(n, rule, groups, components) for rule, n in rule_jobs[row["stage"]].items())
     total = dict(stage="total", rule="", jobs=sum(r["jobs"] for r in rows),
                  slurm_jobs=sum(r["slurm_jobs"] for r in rows), gpu_hours=sum(r["gpu_hours"] for r in rows),
                  cpu_hours=sum(r["cpu_hours"] for r in rows),
