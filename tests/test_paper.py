@@ -94,3 +94,21 @@ def test_our_default_column_is_the_schema_and_registry_default():
         first = s.ours.split()[0]
         same = s.ours.startswith(this) or (first[0].isdigit() and float(first) == float(this))
         assert same, (s.key, s.ours, this)
+
+
+def test_table2_agreement_counts_cells_as_the_paper():
+    """The paper's Table 2 as printed (a: 6 PASS of 56 on SIIM; b: 15 of 56 on RSNA), and a count
+    of matching cells by hand."""
+    import pandas as pd
+
+    a, b = paper.paper_table2("segmentation"), paper.paper_table2("detection")
+    assert a.shape == b.shape == (8, 7)
+    assert (a == "PASS").sum().sum() == 6 and (b == "PASS").sum().sum() == 15
+    assert a.loc["XRAI"].tolist() == ["PASS", "FAIL", "FAIL", "PASS", "FAIL", "FAIL", "FAIL"]
+    assert b.loc["GCAM", "Reproducibility vs 0.5"] == "PASS" and b.loc["IG", "Randomization"] == "FAIL"
+    ours = a.reset_index().rename(columns={"method": "Method"})
+    ours.loc[ours["Method"] == "GRAD", "Randomization"] = "PASS (0.93)"  # one cell differs, stability kept
+    ours.loc[ours["Method"] == "SG", "Utility vs AVG"] = "FAIL (0.70, fragile)"  # same verdict
+    agree = paper.table2_agreement(ours, "segmentation")
+    assert len(agree) == 56 and int(agree["same"].sum()) == 55
+    assert agree.loc[~agree["same"], ["method", "criterion"]].values.tolist() == [["GRAD", "Randomization"]]

@@ -297,5 +297,59 @@ def protocol_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Arun et al. 2021, Table 2: (a) SIIM-ACR Pneumothorax (a segmentation task: U-Net baseline) and
+#: (b) RSNA Pneumonia (detection: RetinaNet), in the columns of our ``tables/table2.csv``.
+PAPER_TABLE2 = """\
+task,method,Utility vs AVG,Utility vs localizer,Randomization,Repeatability vs 0.5,Repeatability vs localizer,Reproducibility vs 0.5,Reproducibility vs localizer
+segmentation,GRAD,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL
+segmentation,SG,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL
+segmentation,IG,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL
+segmentation,SIG,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL
+segmentation,GCAM,FAIL,FAIL,PASS,FAIL,FAIL,FAIL,FAIL
+segmentation,XRAI,PASS,FAIL,FAIL,PASS,FAIL,FAIL,FAIL
+segmentation,GBP,FAIL,FAIL,PASS,FAIL,FAIL,FAIL,FAIL
+segmentation,GGCAM,FAIL,FAIL,PASS,PASS,FAIL,FAIL,FAIL
+detection,GRAD,FAIL,FAIL,PASS,FAIL,FAIL,FAIL,FAIL
+detection,SG,FAIL,FAIL,PASS,FAIL,FAIL,FAIL,FAIL
+detection,IG,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL,FAIL
+detection,SIG,FAIL,FAIL,PASS,FAIL,FAIL,FAIL,FAIL
+detection,GCAM,FAIL,FAIL,PASS,PASS,FAIL,PASS,FAIL
+detection,XRAI,PASS,FAIL,FAIL,PASS,PASS,PASS,FAIL
+detection,GBP,FAIL,FAIL,PASS,PASS,FAIL,FAIL,FAIL
+detection,GGCAM,FAIL,FAIL,PASS,PASS,FAIL,PASS,FAIL
+"""
+
+
+def paper_table2(task: str) -> pd.DataFrame:
+    """The paper's Table 2 of the dataset with ``task`` (segmentation: SIIM, detection: RSNA), by method."""
+    import io
+
+    t = pd.read_csv(io.StringIO(PAPER_TABLE2))
+    return t[t["task"] == task].drop(columns="task").set_index("method")
+
+
+def table2_agreement(ours: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Our Table 2 (``tables/table2.csv``, verdicts by method) cell by cell against the paper's of
+    the same task: columns ``method, criterion, paper, ours, same``; cells either table lacks are left out."""
+    paper = paper_table2(task)
+    ours = ours.set_index("Method" if "Method" in ours.columns else ours.columns[0])
+    rows = [
+        dict(method=m, criterion=c, paper=paper.loc[m, c], ours=str(ours.loc[m, c]).split()[0])
+        for m in paper.index if m in ours.index for c in paper.columns if c in ours.columns
+    ]
+    out = pd.DataFrame(rows, columns=["method", "criterion", "paper", "ours"])
+    out["same"] = out["paper"] == out["ours"]
+    return out
+
+
 if __name__ == "__main__":  # pragma: no cover
-    print(protocol_table(), end="")
+    import sys
+
+    if len(sys.argv) == 3:  # python -m saliency_audit.paper results/<ds>/tables/table2.csv segmentation
+        agree = table2_agreement(pd.read_csv(sys.argv[1]), sys.argv[2])
+        order = paper_table2(sys.argv[2])
+        cell = [o if same else f"{o} (paper {p})" for o, p, same in agree[["ours", "paper", "same"]].values]
+        print(agree.assign(cell=cell).pivot(index="method", columns="criterion", values="cell").reindex(index=order.index, columns=order.columns).to_markdown())
+        print(f"{int(agree['same'].sum())} of {len(agree)} cells as the paper's Table 2 ({sys.argv[2]})")
+    else:
+        print(protocol_table(), end="")
