@@ -170,3 +170,15 @@ def test_changing_one_plotting_option_redraws_only_figures(any_run):
     outs = _outputs(jobs)
     assert {o for o in outs if o.startswith("results/") and not o.startswith("results/report/")} <= files
     assert not any("/maps/" in o or "/models/" in o or "/scores/" in o or "/stats/" in o for o in outs)
+
+
+def test_changing_one_figures_option_redraws_only_that_figure(completed_run):
+    """Each figure rule's params carry only the settings its function reads (report.figure_jobs.KEYS):
+    the PR-curve method redraws Fig S4 alone."""
+    workdir, config = completed_run
+    changed = copy.deepcopy(config)
+    changed.setdefault("report", {})["pr_method"] = "GRAD"
+    jobs, files = plan(workdir, changed)
+    assert files and {Path(f).name for f in files} == {"figS4_pr_curve.png", "figS4_pr_curve.svg"}, sorted(files)
+    outs = {o for o in _outputs(jobs) if o.startswith("results/") and not o.startswith("results/report/")}
+    assert {o for o in outs if "/tables/deviations." not in o} == files
