@@ -14,7 +14,6 @@ from saliency_audit.saliency.xrai import preload_regions
 from saliency_audit.smk import progress, rule_logging
 
 with rule_logging(snakemake) as log:
-    set_tf_threads(snakemake.threads)
     p = snakemake.params
     job = p.job
     shard = io.read_shard(snakemake.input.shard)
@@ -31,6 +30,7 @@ with rule_logging(snakemake) as log:
                     code={"saliency": p.code, "models": p.code_models})
     todo = store.fetch(keys, outputs)
     if len(idx) and any(todo.values()):
+        set_tf_threads(snakemake.threads)  # imports TensorFlow: not when every map came from the store
         preload_regions(snakemake.input.regions)  # XRAI's segments, computed once per image
         label = f"{job['model']} test_{snakemake.wildcards.shard}"
         states = model_maps(
