@@ -258,7 +258,7 @@ def localizer_ids(dataset):
 def model_targets(dataset):
     """Every model's metrics.json, the AVG map and the localizer maps of one dataset."""
     out = [
-        f"{RESULTS}/{dataset}/models/{m}/metrics.json"
+        paths.path(paths.MODEL_METRICS, RESULTS, dataset=dataset, model=m)
         for m in plan.model_ids(config, dataset)
     ]
     out.append(paths.path(paths.AVG_MAP, RESULTS, dataset=dataset))
@@ -391,7 +391,15 @@ def saliency_targets(dataset):
     """Every maps file of a dataset: map_models x methods x test shards."""
     test = shards(dataset, "test")
     return [
-        f"{RESULTS}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
+        paths.path(
+            paths.MAPS,
+            RESULTS,
+            dataset=dataset,
+            model=model,
+            state=state,
+            method=method,
+            shard=shard,
+        )
         for model, state in plan.map_models(config, dataset)
         for method in SALIENCY_METHODS
         for shard in test

@@ -30,7 +30,7 @@ def _map_image_counts(path, mtime_ns, images):
 
 def map_images(dataset, shard):
     """Images of a test shard that get maps, from the manifest (the shard size before it exists)."""
-    path = f"{RESULTS}/{dataset}/data/manifest.csv"
+    path = paths.path(paths.MANIFEST, RESULTS, dataset=dataset)
     if not os.path.exists(path):
         return config["shards"]["size"]
     counts = _map_image_counts(
@@ -77,7 +77,7 @@ def _split_shard_counts(path, mtime_ns):
 
 def shard_images(dataset, split, shard):
     """Images of one shard of a split, from the manifest (shards.size before it exists)."""
-    path = f"{RESULTS}/{dataset}/data/manifest.csv"
+    path = paths.path(paths.MANIFEST, RESULTS, dataset=dataset)
     if not os.path.exists(path):
         return config["shards"]["size"]
     counts = _split_shard_counts(path, os.stat(path).st_mtime_ns)
@@ -101,7 +101,7 @@ def shard_mem(wildcards):
 
 def split_images(dataset):
     """split -> images of a dataset: the manifest's, else the split file's or n_images x fractions."""
-    path = f"{RESULTS}/{dataset}/data/manifest.csv"
+    path = paths.path(paths.MANIFEST, RESULTS, dataset=dataset)
     if os.path.exists(path):
         counts = _split_shard_counts(path, os.stat(path).st_mtime_ns)
         return {
@@ -144,7 +144,7 @@ def estimate_test_images():
 
     out = {}
     for ds in plan.trained_datasets(config):
-        path = f"{RESULTS}/{ds}/data/manifest.csv"
+        path = paths.path(paths.MANIFEST, RESULTS, dataset=ds)
         if os.path.exists(path):
             out[ds] = dict(
                 _map_image_counts(
@@ -163,7 +163,7 @@ def estimate_shard_images():
     sizes (cost.fallback_split_images) in shards of shards.size."""
     out = {}
     for ds in plan.trained_datasets(config):
-        path = f"{RESULTS}/{ds}/data/manifest.csv"
+        path = paths.path(paths.MANIFEST, RESULTS, dataset=ds)
         if os.path.exists(path):
             m = _read_manifest(path, os.stat(path).st_mtime_ns)
             out[ds] = [int(n) for n in m.groupby(["split", "shard"]).size()]

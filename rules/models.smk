@@ -10,9 +10,9 @@ rule train_model:
         val=lambda wc: shard_files(wc.dataset, "val"),
         test=lambda wc: shard_files(wc.dataset, "test"),
     output:
-        model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
-        history=f"{RESULTS}/{{dataset}}/models/{{model}}/history.csv",
-        metrics=f"{RESULTS}/{{dataset}}/models/{{model}}/metrics.json",
+        model=paths.pattern(paths.MODEL, RESULTS),
+        history=paths.pattern(paths.HISTORY, RESULTS),
+        metrics=paths.pattern(paths.MODEL_METRICS, RESULTS),
     log:
         "logs/{dataset}/models/{model}/train.log",
     benchmark:
@@ -38,7 +38,7 @@ rule avg_map:
         train=lambda wc: shard_files(wc.dataset, "train"),
         val=lambda wc: shard_files(wc.dataset, "val"),
     output:
-        avg=f"{RESULTS}/{{dataset}}/models/avg/avg_map.npy",
+        avg=paths.pattern(paths.AVG_MAP, RESULTS),
     log:
         "logs/{dataset}/models/avg_map.log",
     benchmark:
@@ -58,10 +58,10 @@ rule avg_map:
 
 rule localizer_maps:
     input:
-        model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
-        shard=f"{RESULTS}/{{dataset}}/data/shards/test_{{shard}}.npz",
+        model=paths.pattern(paths.MODEL, RESULTS),
+        shard=paths.pattern(paths.SHARD, RESULTS, split="test"),
     output:
-        maps=f"{RESULTS}/{{dataset}}/maps/{{model}}/original/PRED/test_{{shard}}.npz",
+        maps=paths.pattern(paths.MAPS, RESULTS, state="original", method="PRED"),
     log:
         "logs/{dataset}/maps/{model}/PRED_test_{shard}.log",
     benchmark:

@@ -15,6 +15,10 @@ MANIFEST = "{results}/{dataset}/data/manifest.csv"
 SHARD = "{results}/{dataset}/data/shards/{split}_{shard}.npz"
 #: The maps of one (model, state, method) on one test shard (saliency, localizer PRED, BYOM import).
 MAPS = "{results}/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz"
+#: A trained model, its training history and its test metrics (rules/models.smk: train_model).
+MODEL = "{results}/{dataset}/models/{model}/model.keras"
+HISTORY = "{results}/{dataset}/models/{model}/history.csv"
+MODEL_METRICS = "{results}/{dataset}/models/{model}/metrics.json"
 #: The AVG baseline: the mean train + val mask (rules/models.smk).
 AVG_MAP = "{results}/{dataset}/models/avg/avg_map.npy"
 #: One criterion's tidy scores of one test shard, and gathered over the shards (rules/criteria.smk).
