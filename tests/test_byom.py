@@ -368,7 +368,7 @@ def test_single_model_without_model_or_state_columns(tmp_path):
     df = df[(df["model"] == "netA") & (df["state"] == "")][["image_id", "method", "path", "finding"]]
     df.to_csv(tmp_path / "index.csv", index=False)
     ds = config["datasets"]["cxl"]
-    ds["maps"] = {"index_csv": str(tmp_path / "index.csv")}
+    ds["maps"] = {"index_csv": str(tmp_path / "index.csv"), "interpolation": "bilinear", "rescale": "auto"}
     assert plan.model_ids(config, "cxl") == ["inceptionv3_1"]
     assert set(criteria.skipped(config, "cxl")) == {"randomization", "repeatability", "reproducibility"}
     import_all(tmp_path, config)

@@ -97,6 +97,7 @@ def test_runtime_grows_with_cost_and_shard_size():
 def test_estimate_rows_by_hand():
     config = {"datasets": {"d": {"kind": "synthetic", "task": "segmentation"}}, "image_size": 320, "seed": 1,
               "models": {"inceptionv3": {"replicates": 1, "epochs": 2, "batch_size": 32},
+                         "densenet121": {"replicates": 0}, "label_shuffled": False,
                          "unet": {"replicates": 1, "epochs": 3, "batch_size": 4}},
               "randomization": {"cascade": True, "cascade_to_stem": False, "blocks": None, "repeats": 0,
                                 "independent": False},

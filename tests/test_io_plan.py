@@ -40,18 +40,20 @@ def test_map_image_index():
     assert io.map_image_index(shard, "all").tolist() == [0, 1, 2]
 
 
-CFG = {
+#: a validated config: the replicates are the schema's defaults (inceptionv3 2, densenet121 1, unet 2, retinanet 2)
+CFG = with_defaults({
     "seed": 5,
-    "datasets": {"p": {"kind": "siim"}, "q": {"kind": "synthetic", "task": "detection"}},
-    "models": {"inceptionv3": {"replicates": 2}, "densenet121": {"replicates": 1}, "unet": {"replicates": 2},
-               "retinanet": {"replicates": 2}},
-}
+    "datasets": {"p": {"kind": "siim", "images_dir": "img", "rle_csv": "rle.csv"},
+                 "q": {"kind": "synthetic", "task": "detection"}},
+})
 
 
 def test_model_ids_follow_the_task():
     assert plan.model_ids(CFG, "p") == ["inceptionv3_1", "inceptionv3_2", "densenet121_1", "unet_1", "unet_2"]
-    assert plan.model_ids(CFG, "q")[-2:] == ["retinanet_1", "retinanet_2"]
+    assert plan.model_ids(CFG, "q") == ["inceptionv3_1", "inceptionv3_2", "densenet121_1", "retinanet_1", "retinanet_2"]
     assert plan.arch_of("inceptionv3-shuffled_1") == "inceptionv3"
+    cfg = with_defaults({**CFG, "models": {"label_shuffled": True, "densenet121": {"replicates": 0}, "unet": {"replicates": 1}}})
+    assert plan.model_ids(cfg, "p") == ["inceptionv3_1", "inceptionv3_2", "inceptionv3-shuffled_1", "unet_1"]
 
 
 def randomization(**block):

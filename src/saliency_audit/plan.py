@@ -102,14 +102,14 @@ def model_ids(config: dict, dataset: str) -> list[str]:
     lay = _byom_layout(config, dataset)
     if lay is not None:
         return list(lay["model_ids"])
-    models = config.get("models", {})
+    models = config["models"]  # validated: every architecture's replicates (schema defaults 2, 1, 2, 2)
     ids = []
     for arch in CLASSIFIERS:
-        ids += [f"{arch}_{r}" for r in range(1, models.get(arch, {}).get("replicates", 0) + 1)]
-    if models.get("label_shuffled"):
+        ids += [f"{arch}_{r}" for r in range(1, models[arch]["replicates"] + 1)]
+    if models["label_shuffled"]:
         ids.append("inceptionv3-shuffled_1")
     loc = localizer(config["datasets"][dataset])
-    ids += [f"{loc}_{r}" for r in range(1, models.get(loc, {}).get("replicates", 0) + 1)]
+    ids += [f"{loc}_{r}" for r in range(1, models[loc]["replicates"] + 1)]
     return ids
 
 
@@ -117,7 +117,7 @@ def model_seed(config: dict, dataset: str, model_id: str) -> int:
     """Replicate seed: an explicit ``models.<arch>.seeds[r-1]`` or one derived from ``seed``."""
     arch = arch_of(model_id)
     rep = int(model_id.rsplit("_", 1)[1])
-    seeds = config.get("models", {}).get(arch, {}).get("seeds") or []
+    seeds = config["models"][arch].get("seeds") or []  # no schema default: absent = derived
     if "-shuffled" not in model_id and len(seeds) >= rep:
         return int(seeds[rep - 1])
     return derive_seed(config["seed"], dataset, model_id)

@@ -208,8 +208,8 @@ def import_maps_file(dataset: str, ds_cfg: dict, manifest_path, shard_path, mode
         sel,
         io.read_shard(shard_path),
         images,
-        mcfg.get("interpolation", "bilinear"),
-        mcfg.get("rescale", "auto"),
+        mcfg["interpolation"],  # schema defaults: bilinear, auto
+        mcfg["rescale"],
         method,
         what=f"{index_path(ds_cfg)} (model {label}, state {sel['state'].iloc[0]}, method {sel['method'].iloc[0]})",
     )
