@@ -274,3 +274,31 @@ def test_semi_synthetic_backgrounds(tmp_path):
             assert (twin.image - ph.image)[ph.mask].mean() > 0.02
     with pytest.raises(InputError, match="no PNG/JPEG/DICOM"):
         source(backgrounds=str(tmp_path)).load("syn-00000")
+
+
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
+def test_occult_lesions_are_labelled_and_masked_but_not_drawn(task):
+    """``occult``: exactly round(n_pos x fraction) positives are pixel-identical to their lesion-free
+    twin (same detector noise) yet keep label 1 and their mask; the others are the images of a
+    dataset without the key, byte for byte."""
+    plain = source("d", task=task, n_images=16)
+    src = source("d", task=task, n_images=16, occult=0.25)
+    pos = np.flatnonzero(src.labels)
+    assert (src.labels == plain.labels).all() and len(pos) == 8
+    occult = np.flatnonzero(src.occult)
+    assert len(occult) == 2 and set(occult) <= set(pos)
+    for i in pos:
+        ph, before = src.generator.generate(int(i)), plain.generator.generate(int(i))
+        twin = src.generator.generate(int(i), label=0)
+        assert ph.label == 1 and ph.mask.any() and ph.info["occult"] == (i in occult)
+        np.testing.assert_array_equal(ph.mask, before.mask)
+        if i in occult:
+            np.testing.assert_array_equal(ph.image, twin.image)
+        else:
+            np.testing.assert_array_equal(ph.image, before.image)
+            assert np.abs(ph.image - twin.image)[ph.mask].mean() > 0.01
+
+
+def test_occult_needs_phantoms(tmp_path):
+    with pytest.raises(InputError, match="occult"):
+        source("d", occult=0.2, backgrounds=str(tmp_path))

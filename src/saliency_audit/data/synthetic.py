@@ -35,7 +35,8 @@ re-noised unless ``background_detector``. See docs/synthetic.md.
 Dataset keys (``datasets.<name>``): ``n_images``, ``prevalence``, ``lesion_size`` [min, max]
 (fraction of the image side: the crescent's extent along the pleura / a patch's diameter),
 ``contrast`` [min, max] (fraction of the lung-to-soft-tissue intensity difference by which the
-lesion changes the image), ``noise`` (standard deviation of the additive noise, in [0, 1] intensity
+lesion changes the image), ``occult`` (fraction of the positives whose lesion is radiographically
+occult: labelled and masked, but not drawn, as a pneumothorax seen on CT only), ``noise`` (standard deviation of the additive noise, in [0, 1] intensity
 units), ``confounder`` {positives, negatives} (fractions), ``backgrounds`` (folder),
 ``background_detector`` (bool), ``image_size``.
 """
@@ -67,6 +68,7 @@ DEFAULTS = {
     "contrast": [0.25, 0.45],
     "noise": 0.02,
     "background_detector": False,
+    "occult": 0.0,
 }
 #: Placement draws per lesion on a real background before the image is given up as unusable; after
 #: every 10 rejected draws the lesion is shrunk by ``SHRINK`` (a small lung field takes a smaller one).
@@ -222,10 +224,12 @@ class _Anatomy:
 class SyntheticPhantomGenerator:
     """Generate phantom ``index`` of a dataset (pure function of the settings and the index)."""
 
-    def __init__(self, name: str, cfg: dict, seed: int, size: int, labels: np.ndarray, confounder: np.ndarray):
+    def __init__(self, name: str, cfg: dict, seed: int, size: int, labels: np.ndarray, confounder: np.ndarray,
+                 occult: np.ndarray | None = None):
         self.name, self.cfg, self.seed, self.S = name, cfg, int(seed), int(size)
         self.task = task(cfg)
         self.labels, self.confounder = labels, confounder
+        self.occult = np.zeros(len(labels), bool) if occult is None else occult
         self.lesion_size = cfg.get("lesion_size", DEFAULTS["lesion_size"])
         self.contrast = cfg.get("contrast", DEFAULTS["contrast"])
         self.noise = float(cfg.get("noise", DEFAULTS["noise"]))
@@ -266,13 +270,17 @@ class SyntheticPhantomGenerator:
         if label:
             rng, c, size = self._lesion_draw(stream, info)
             if self.task == "segmentation":
-                img, vessels, lesion, extra = self._pneumothorax(rng, an, parts, img, vessels, c, size, px)
+                drawn, drawn_vessels, lesion, extra = self._pneumothorax(rng, an, parts, img, vessels, c, size, px)
                 info.update(extra)
                 mask = lesion.copy()
             else:
-                img, opacity, lesion, boxes = self._pneumonia(rng, an, lungs, lung_soft, img, c, size, px)
-                vessels = vessels * (1 - np.clip(2.5 * c, 0, 1) * opacity)  # consolidation hides markings
+                drawn, opacity, lesion, boxes = self._pneumonia(rng, an, lungs, lung_soft, img, c, size, px)
+                drawn_vessels = vessels * (1 - np.clip(2.5 * c, 0, 1) * opacity)  # consolidation hides markings
                 mask = box_mask(boxes, S).astype(bool)
+            # an occult lesion keeps its label and mask but leaves the radiograph as it was
+            info["occult"] = bool(self.occult[index])
+            if not info["occult"]:
+                img, vessels = drawn, drawn_vessels
         else:
             mask = np.zeros((S, S), bool)
         img = img + vessels
@@ -736,7 +744,7 @@ class SyntheticSource(Source):
 
     def __init__(self, name, cfg, config):
         super().__init__(name, cfg, config)
-        self.seed = int(config.get("seed", 2021))
+        self.seed = int(config["seed"])
         self.size = image_size(config, name)
         self.n = int(cfg.get("n_images", DEFAULTS["n_images"]))
         prev = float(cfg.get("prevalence", DEFAULTS["prevalence"]))
@@ -752,7 +760,13 @@ class SyntheticSource(Source):
             float(conf.get("negatives", 0.0)),
             derive_seed(self.seed, name, "confounder"),
         )
-        self.generator = SyntheticPhantomGenerator(name, cfg, self.seed, self.size, self.labels, self.confounded)
+        occult = float(cfg.get("occult", DEFAULTS["occult"]))
+        if occult and cfg.get("backgrounds"):
+            raise InputError(f"datasets.{name}.occult: occult lesions are drawn in phantoms only, not with backgrounds")
+        self.occult = assign_confounder(self.labels, occult, 0.0, derive_seed(self.seed, name, "occult"))
+        self.generator = SyntheticPhantomGenerator(
+            name, cfg, self.seed, self.size, self.labels, self.confounded, occult=self.occult
+        )
         self.placements = {"lesions": 0, "draws": 0, "rejected": 0}
 
     def image_id(self, index: int) -> str:
