@@ -23,6 +23,13 @@ MANIFEST_COLUMNS = ["image_id", "split", "label", "has_finding", "shard", "sourc
 #: Arrays in every data shard file.
 SHARD_KEYS = ("ids", "images", "masks", "labels", "has_finding", "boxes")
 SPLITS = ("train", "val", "test")
+#: The four criteria of Arun et al. (Radiology: AI 2021), in the paper's order: each one's tidy score
+#: table is ``scores/{criterion}.csv`` (:data:`saliency_audit.paths.SCORES`), written by the
+#: criteria stage (:mod:`.metrics`) and read by the statistics (:mod:`.stats`).
+CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
+#: Columns of a tidy score table, in order: one row per (image, map or pair of maps, metric);
+#: columns a criterion does not use are empty (:mod:`saliency_audit.metrics.tables`).
+SCORE_COLUMNS = ["dataset", "criterion", "method", "model_a", "model_b", "state", "image_id", "metric", "value"]
 
 
 @contextlib.contextmanager

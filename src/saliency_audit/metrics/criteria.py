@@ -33,13 +33,13 @@ import pandas as pd
 
 from .. import io, paths, plan, resample
 from ..errors import InputError, ShardError
+from ..io import CRITERIA
 from . import similarity, tables
 from .localization import localization_scores
 from .utility import CONSTANT, constant_maps, utility_scores
 
 log = logging.getLogger(__name__)
 
-CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
 #: Methods whose maps are already in [0, 1] (localizer output, mean mask): no normalization.
 UNNORMALIZED_METHODS = ("PRED", "AVG")
 

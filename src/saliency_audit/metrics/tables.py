@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..io import SCORE_COLUMNS as COLUMNS
 
-COLUMNS = ["dataset", "criterion", "method", "model_a", "model_b", "state", "image_id", "metric", "value"]
 KEYS = ["criterion", "method", "model_a", "model_b", "state", "metric"]
 SUMMARY_COLUMNS = ["dataset", *KEYS, "n", "mean", "sd"]
 THRESHOLD_COLUMNS = [

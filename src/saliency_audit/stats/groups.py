@@ -30,10 +30,10 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import InputError
+from ..io import SCORE_COLUMNS
 from ..plan import PRIMARY, arch_of
 from .lmm import Family
 
-SCORE_COLUMNS = ["dataset", "criterion", "method", "model_a", "model_b", "state", "image_id", "metric", "value"]
 LOCALIZER_LABEL = {"unet": "UNET", "retinanet": "RNET"}
 AVG = "AVG"
 RANDOM_SUFFIX = " (random)"

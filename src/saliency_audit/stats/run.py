@@ -15,12 +15,11 @@ import pandas as pd
 
 from .. import plan
 from ..errors import InputError
+from ..io import CRITERIA
 from . import groups, stability
 from . import table2 as t2
 
 log = logging.getLogger(__name__)
-
-CRITERIA = ("utility", "randomization", "repeatability", "reproducibility")
 
 
 @dataclass(frozen=True)
