@@ -38,7 +38,7 @@ MAPS_PARAMS = dict(
 
 rule saliency_maps:
     input:
-        model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.keras",
+        model=paths.pattern(paths.MODEL, RESULTS),
         shard=paths.pattern(paths.SHARD, RESULTS, split="test"),
         regions=xrai_regions_file,
     output:
@@ -75,7 +75,7 @@ if SAL["job_per"] == "model":
 
     rule saliency_maps_states:
         input:
-            model=f"{RESULTS}/{{dataset}}/models/{plan.PRIMARY}/model.keras",
+            model=paths.pattern(paths.MODEL, RESULTS, model=plan.PRIMARY),
             shard=paths.pattern(paths.SHARD, RESULTS, split="test"),
             regions=xrai_regions_file,
         output:
