@@ -17,14 +17,15 @@ import logging
 import socket
 from pathlib import Path
 
+from ..architectures import CLASSIFIERS, get_arch
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: arch id -> keras.applications constructor name
-BACKBONES = {"inceptionv3": "InceptionV3", "densenet121": "DenseNet121"}
-#: the smallest input side each backbone accepts
-MIN_SIZE = {"inceptionv3": 75, "densenet121": 32}
+#: arch id -> keras.applications constructor name (from the architecture registry)
+BACKBONES = {a: get_arch(a).backbone for a in CLASSIFIERS}
+#: the smallest input side each backbone accepts (from the architecture registry)
+MIN_SIZE = {a: get_arch(a).min_size for a in CLASSIFIERS}
 #: timeout (s) of the ImageNet download, so an offline machine fails instead of hanging
 DOWNLOAD_TIMEOUT = 60
 

@@ -5,6 +5,11 @@ AUC, patience 4) and DenseNet121 (lr 7e-5, <= 30 epochs, patience 5), BCE on the
 (focal + dice, lr 1e-4, balanced sampling, ReduceLROnPlateau x0.1 after 3 epochs, early stopping
 on validation loss); RetinaNet (lr 1e-4). Every setting comes from the config's ``models:`` block.
 
+:func:`train_model` is the one loop every architecture shares; what differs (the model, the
+training target, the loss, extra callbacks, the metrics it records) is the architecture's setup
+function (:func:`_classifier_setup`, :func:`_unet_setup`, :func:`_retinanet_setup`), found with its
+image score and early-stopping monitor in the registry (:mod:`saliency_audit.architectures`).
+
 Determinism: ``keras.utils.set_random_seed`` + ``tf.config.experimental.enable_op_determinism``
 and seeded tf.data shuffles, so one config gives identical weights and metrics on a CPU.
 """
@@ -20,13 +25,14 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from .. import io
+from ..architectures import get_arch
 from ..errors import InputError
-from ..plan import CLASSIFIERS, arch_of, derive_seed
-from . import data
+from ..plan import arch_of, derive_seed
+from . import arch_function, data
 from .classifiers import build_classifier, weights_source
-from .retinanet import anchors_for, build_retinanet, encode, retinanet_image_scores, retinanet_loss
+from .retinanet import anchors_for, build_retinanet, encode, retinanet_loss
 from .settings import ModelSettings
-from .unet import build_unet, focal_dice_loss, unet_image_scores
+from .unet import build_unet, focal_dice_loss
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,18 @@ class TrainResult:
     model: object
     history: pd.DataFrame
     metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Setup:
+    """What an architecture's setup function hands the shared loop (:func:`train_model`)."""
+
+    model: object
+    train_ds: object
+    val_ds: object  # None: validation metrics come from the EpochMetrics callback only
+    loss: object
+    callbacks: list  # beyond the epoch metrics and early stopping
+    info: dict  # recorded in the model's metrics
 
 
 def configure_runtime(seed: int, threads: int | None = None, mixed_precision: bool = False) -> None:
@@ -67,14 +85,8 @@ def classifier_scores(outputs):
 
 
 def score_fn(arch: str):
-    """Image-level score of a model's outputs (for AUROC)."""
-    if arch in CLASSIFIERS:
-        return classifier_scores
-    if arch == "unet":
-        return unet_image_scores
-    if arch == "retinanet":
-        return retinanet_image_scores
-    raise InputError(f"unknown model architecture {arch!r}")
+    """Image-level score of a model's outputs (for AUROC): the registry's ``score`` of ``arch``."""
+    return arch_function(arch, "score")
 
 
 class EpochMetrics:
@@ -85,6 +97,7 @@ class EpochMetrics:
         import keras
 
         scorer = score_fn(arch)
+        classifier = get_arch(arch).role == "classifier"
 
         class _EpochMetrics(keras.callbacks.Callback):
             def __init__(self):
@@ -94,7 +107,7 @@ class EpochMetrics:
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs if logs is not None else {}
                 scores, labels = data.predict_split(self.model, val_paths, scorer, batch_size)
-                if arch in CLASSIFIERS:  # BCE of the logits (the training loss) on the val split
+                if classifier:  # BCE of the logits (the training loss) on the val split
                     z, y = scores, labels.astype(np.float64)
                     logs["val_loss"] = float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
                 auc = auroc(labels, scores)
@@ -116,6 +129,57 @@ def _box_target(anchors):
         return encode(anchors, b[b[:, 0] == i, 1:5] if len(b) else np.zeros((0, 4), np.float32))
 
     return target
+
+
+def _classifier_setup(model_id, st, train_paths, val_paths, size, seed) -> Setup:
+    """InceptionV3 / DenseNet121: BCE on the logit of the image label (permuted for ``-shuffled``)."""
+    import keras
+
+    batch, buffer = int(st.batch_size), int(st.shuffle_buffer)
+    shuffled = "-shuffled" in model_id
+    weights = weights_source(st.weights)
+    model = build_classifier(st.arch, size, weights, seed)
+    if st.bn_momentum is not None:  # from scratch on few steps: let BN statistics keep up
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = float(st.bn_momentum)
+    labels = None
+    if shuffled:  # label randomization (Adebayo et al. 2018): same images, permuted labels
+        labels = np.random.default_rng(derive_seed(seed, "label-shuffle")).permutation(data.split_labels(train_paths))
+    train_ds = data.make_dataset(train_paths, data.label_target, (1,), size, batch, seed=seed, buffer_size=buffer,
+                                 labels=labels)
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    info = dict(weights=weights, label_shuffled=shuffled, bn_momentum=st.bn_momentum)
+    return Setup(model, train_ds, None, loss, [], info)
+
+
+def _unet_setup(model_id, st, train_paths, val_paths, size, seed) -> Setup:
+    """U-Net: focal + dice on the masks, balanced sampling, ReduceLROnPlateau."""
+    import keras
+
+    batch, buffer = int(st.batch_size), int(st.shuffle_buffer)
+    base_filters, depth = int(st.base_filters), int(st.depth)
+    model = build_unet(size, base_filters, depth, seed)
+    steps = int(np.ceil(len(data.split_labels(train_paths)) / batch))
+    train_ds = data.make_dataset(train_paths, data.mask_target, (size, size, 1), size, batch, seed=seed,
+                                 buffer_size=buffer, balanced=True, steps=steps)
+    val_ds = data.make_dataset(val_paths, data.mask_target, (size, size, 1), size, batch)
+    extra = [keras.callbacks.ReduceLROnPlateau("val_loss", factor=float(st.plateau_factor),
+                                               patience=int(st.plateau_patience), verbose=0)]
+    info = dict(weights="none", base_filters=base_filters, depth=depth)
+    return Setup(model, train_ds, val_ds, focal_dice_loss, extra, info)
+
+
+def _retinanet_setup(model_id, st, train_paths, val_paths, size, seed) -> Setup:
+    """RetinaNet: focal + smooth-L1 on the anchors' encoded boxes."""
+    batch, buffer = int(st.batch_size), int(st.shuffle_buffer)
+    model = build_retinanet(size, seed=seed)
+    anchors = anchors_for(size)
+    target = _box_target(anchors)
+    train_ds = data.make_dataset(train_paths, target, (len(anchors), 5), size, batch, seed=seed, buffer_size=buffer)
+    val_ds = data.make_dataset(val_paths, target, (len(anchors), 5), size, batch)
+    info = dict(weights="none", score_threshold=float(st.score_threshold))
+    return Setup(model, train_ds, val_ds, retinanet_loss, [], info)
 
 
 def train_model(
@@ -152,59 +216,23 @@ def train_model(
         verbose = 1 if sys.stderr.isatty() else 2
     configure_runtime(seed, threads, st.mixed_precision)
     batch = int(st.batch_size)
-    buffer = int(st.shuffle_buffer)
     n_train = len(data.split_labels(train_paths))
     lr, epochs, patience = float(st.lr), int(st.epochs), int(st.patience)
     info = {"model": model_id, "arch": arch, "dataset": dataset, "seed": int(seed), "image_size": size, "lr": lr,
             "batch_size": batch, "max_epochs": epochs, "patience": patience}
-    shuffled = "-shuffled" in model_id
-
-    if arch in CLASSIFIERS:
-        weights = weights_source(st.weights)
-        model = build_classifier(arch, size, weights, seed)
-        if st.bn_momentum is not None:  # from scratch on few steps: let BN statistics keep up
-            for layer in model.layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.momentum = float(st.bn_momentum)
-        labels = None
-        if shuffled:  # label randomization (Adebayo et al. 2018): same images, permuted labels
-            labels = np.random.default_rng(derive_seed(seed, "label-shuffle")).permutation(data.split_labels(train_paths))
-        train_ds = data.make_dataset(train_paths, data.label_target, (1,), size, batch, seed=seed, buffer_size=buffer, labels=labels)
-        loss = keras.losses.BinaryCrossentropy(from_logits=True)
-        monitor, mode = "val_auc", "max"
-        val_ds, extra = None, []
-        info.update(weights=weights, label_shuffled=shuffled, bn_momentum=st.bn_momentum)
-    elif arch == "unet":
-        base_filters, depth = int(st.base_filters), int(st.depth)
-        model = build_unet(size, base_filters, depth, seed)
-        steps = int(np.ceil(n_train / batch))
-        train_ds = data.make_dataset(train_paths, data.mask_target, (size, size, 1), size, batch, seed=seed, buffer_size=buffer, balanced=True, steps=steps)
-        val_ds = data.make_dataset(val_paths, data.mask_target, (size, size, 1), size, batch)
-        loss = focal_dice_loss
-        monitor, mode = "val_loss", "min"
-        extra = [keras.callbacks.ReduceLROnPlateau("val_loss", factor=float(st.plateau_factor),
-                                                   patience=int(st.plateau_patience), verbose=0)]
-        info.update(weights="none", base_filters=base_filters, depth=depth)
-    elif arch == "retinanet":
-        model = build_retinanet(size, seed=seed)
-        anchors = anchors_for(size)
-        target = _box_target(anchors)
-        train_ds = data.make_dataset(train_paths, target, (len(anchors), 5), size, batch, seed=seed, buffer_size=buffer)
-        val_ds = data.make_dataset(val_paths, target, (len(anchors), 5), size, batch)
-        loss = retinanet_loss
-        monitor, mode = "val_loss", "min"
-        extra = []
-        info.update(weights="none", score_threshold=float(st.score_threshold))
-    else:
-        raise InputError(f"model id {model_id!r}: unknown architecture {arch!r}")
+    spec = get_arch(arch)
+    setup = arch_function(arch, "setup")(model_id, st, train_paths, val_paths, size, seed)
+    model, monitor, mode = setup.model, spec.monitor, spec.mode
+    info.update(setup.info)
 
     # XLA compilation of a 300-layer graph costs minutes on a small CPU; opt in on GPUs
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, jit_compile=bool(st.jit_compile))
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=setup.loss, jit_compile=bool(st.jit_compile))
     metrics_cb = EpochMetrics.make(arch, val_paths, batch, model_id)
     stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True)
     log.info("training %s (%s, %d train images, %s weights, seed %d): lr %g, <= %d epochs, patience %d on %s",
              model_id, arch, n_train, info.get("weights"), seed, lr, epochs, patience, monitor)
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=[metrics_cb, stop, *extra], verbose=verbose, shuffle=False)
+    model.fit(setup.train_ds, validation_data=setup.val_ds, epochs=epochs,
+              callbacks=[metrics_cb, stop, *setup.callbacks], verbose=verbose, shuffle=False)
     history = pd.DataFrame(metrics_cb.rows)
     best = int(stop.best_epoch) + 1 if stop.best_weights is not None else len(history)
     scores, labels = data.predict_split(model, test_paths, score_fn(arch), batch)

@@ -38,14 +38,15 @@ import weakref
 
 import numpy as np
 
+from ..architectures import REGISTRY
 from ..errors import InputError
 from .registry import spec
 
 log = logging.getLogger(__name__)
 
-#: Grad-CAM layer per architecture (Arun et al. 2021: InceptionV3 ``mixed10``; DenseNet121's
-#: final block output, the ``relu`` after the last batch norm in keras.applications).
-GRADCAM_LAYERS = {"inceptionv3": "mixed10", "densenet121": "relu"}
+#: Grad-CAM layer per architecture, from the architecture registry (Arun et al. 2021: InceptionV3
+#: ``mixed10``; DenseNet121's final block output, the ``relu`` after the last batch norm in keras.applications).
+GRADCAM_LAYERS = {a.name: a.gradcam_layer for a in REGISTRY.values() if a.gradcam_layer}
 #: ``saliency.target`` values (see the module docstring)
 TARGETS = ("positive", "predicted")
 

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..architectures import REGISTRY
 from ..errors import InputError
 from ..io import SCORE_COLUMNS
 from ..plan import PRIMARY, arch_of
 from .lmm import Family
 
-LOCALIZER_LABEL = {"unet": "UNET", "retinanet": "RNET"}
+#: A localizer's name in tables and figures (from the architecture registry).
+LOCALIZER_LABEL = {a.name: a.label for a in REGISTRY.values() if a.label}
 AVG = "AVG"
 RANDOM_SUFFIX = " (random)"
 #: Similarity metrics on SSIM's scale, to which the low baseline (0.5) applies.
