@@ -98,7 +98,7 @@ def test_independent_changes_one_block(trained):
 def test_trained_model_beats_chance_and_fully_randomized_is_at_chance(trained):
     res, shards, path = trained
     assert res.metrics["test_auroc"] > 0.9
-    one_run = {"cascade": True, "cascade_to_stem": False, "independent": False, "repeats": 1}  # validated form
+    one_run = {"cascade": True, "cascade_to_stem": False, "blocks": None, "independent": False, "repeats": 1}  # validated
     last = plan.randomization_states({"randomization": one_run})[-1]
     assert last == "cascade-mixed1"
     aucs = []
