@@ -140,11 +140,13 @@ def slurm_run(cluster, tiny_run, tmp_path_factory):
 
 
 def _result_files(workdir: Path) -> dict[str, Path]:
+    """The run's results, without the map store (maps/.store: keyed by file-content hashes, which
+    the model files' zip timestamps make differ between runs; its entries are links to maps files)."""
     root = workdir / "results" / DATASET
     return {
         p.relative_to(root).as_posix(): p
         for p in root.rglob("*")
-        if p.is_file() and p.suffix in {".csv", ".npz", ".npy", ".json"}
+        if p.is_file() and p.suffix in {".csv", ".npz", ".npy", ".json"} and ".store" not in p.relative_to(root).parts
     }
 
 
