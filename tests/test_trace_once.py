@@ -29,7 +29,9 @@ def _seeds(state):
 
 def test_one_trace_serves_every_state_with_the_maps_of_a_fresh_load(model_file):
     from saliency_audit.saliency.base import engine_for
-    from saliency_audit.saliency.run import load_model_state, model_maps, shard_maps
+    from saliency_audit.models import load_model
+    from saliency_audit.models.randomize import apply_state
+    from saliency_audit.saliency.run import model_maps, shard_maps
 
     x = _x()
     seeds = {s: _seeds(s) for s in STATES}
@@ -37,7 +39,9 @@ def test_one_trace_serves_every_state_with_the_maps_of_a_fresh_load(model_file):
                            randomization=RANDOMIZATION, batch_size=4))
     assert list(once) == STATES
     for state in STATES:
-        fresh = load_model_state(model_file, "inceptionv3", state, None if state == "original" else RANDOMIZATION)
+        fresh = load_model(model_file)  # what one job per state does: a fresh load, then the state
+        if state != "original":
+            apply_state(fresh, "inceptionv3", state, RANDOMIZATION["seed"], initializer=RANDOMIZATION["initializer"])
         ref = shard_maps(fresh, x, METHODS, arch="inceptionv3", seeds=seeds[state], batch_size=4)
         for method in METHODS:
             got, want = once[state][method], ref[method]

@@ -24,20 +24,6 @@ from .registry import get_method, gradient_count, spec
 log = logging.getLogger(__name__)
 
 
-def load_model_state(model_path, arch: str, state: str, randomization: dict | None):
-    """The trained model, with randomization ``state`` applied unless it is ``original``.
-
-    ``randomization``: None for ``original``, else ``{'seed', 'initializer'}`` from
-    :func:`saliency_audit.saliency.jobs.job_params`."""
-    from ..models import load_model
-    from ..models.randomize import apply_state
-
-    model = load_model(model_path)
-    if state == "original":
-        return model
-    return apply_state(model, arch, state, randomization["seed"], initializer=randomization["initializer"])
-
-
 def model_maps(model_path, arch: str, states, x: np.ndarray, methods: dict, *, seeds: dict, randomization,
                batch_size=None, target="positive", progress=None, desc="maps", todo=None, **kwargs):
     """Yield ``(state, maps)`` for every state of ``states`` in order, from one loaded model.
