@@ -302,3 +302,24 @@ def test_occult_lesions_are_labelled_and_masked_but_not_drawn(task):
 def test_occult_needs_phantoms(tmp_path):
     with pytest.raises(InputError, match="occult"):
         source("d", occult=0.2, backgrounds=str(tmp_path))
+
+
+def test_occult_positives_are_stratified_across_splits():
+    """The split is stratified by (label, occult): with 200 images, prevalence 0.5 and occult 0.2 the
+    test split's 10 positives hold exactly round(10 x 0.2) = 2 occult ones, and the train, val and
+    test shares of occult positives are all 0.2 (to one image); without ``occult`` the split is the
+    label-stratified one, unchanged (no stratum column)."""
+    cfg = make_config(d={"task": "detection", "n_images": 200, "occult": 0.2})
+    cfg["split"]["fractions"] = [0.8, 0.1, 0.1]
+    src = SyntheticSource("d", cfg["datasets"]["d"], cfg)
+    assert list(np.unique(src.records()["stratum"])) == [0, 1, 2]
+    man = build_manifest("d", cfg)
+    occ = np.array([src.occult[src.index(i)] for i in man["image_id"]])
+    for split, n_pos in (("train", 80), ("val", 10), ("test", 10)):
+        sel = (man["split"] == split).to_numpy()
+        assert man["label"][sel].sum() == n_pos
+        assert abs(occ[sel].sum() - 0.2 * n_pos) <= 1, split
+    assert occ[(man["split"] == "test").to_numpy()].sum() == 2
+    plain = make_config(d={"task": "detection", "n_images": 200})
+    plain["split"]["fractions"] = [0.8, 0.1, 0.1]
+    assert "stratum" not in SyntheticSource("d", plain["datasets"]["d"], plain).records()

@@ -57,7 +57,10 @@ def build_manifest(name: str, config: dict) -> pd.DataFrame:
         if "background" in rec:  # semi-synthetic: the split is decided per background file
             split = grouped_split(rec["image_id"], rec["label"], rec["background"], fractions, seed)
         else:
-            split = stratified_split(rec["image_id"], rec["label"], fractions, seed)
+            # a source may stratify finer than by label (synthetic: occult positives apart, so every
+            # split has its share of them and the test AUROC's ceiling does not depend on the draw)
+            strata = rec["stratum"] if "stratum" in rec else rec["label"]
+            split = stratified_split(rec["image_id"], strata, fractions, seed)
     rec["split"] = split.loc[rec["image_id"]].values
     if "background" in rec:
         _check_backgrounds(name, rec)

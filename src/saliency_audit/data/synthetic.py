@@ -796,6 +796,8 @@ class SyntheticSource(Source):
         )
         if self.generator.backgrounds is not None:
             rec["background"] = [self.generator.background_file(i).name for i in idx]
+        if self.occult.any():  # split stratum: 0 negative, 1 visible lesion, 2 occult lesion
+            rec["stratum"] = self.labels.astype(int) + self.occult.astype(int)
         return rec
 
     def phantom(self, image_id: str) -> Phantom:
