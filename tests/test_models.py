@@ -78,6 +78,19 @@ def test_label_shuffled_model_uses_permuted_labels(seg_shards, monkeypatch):
 
 
 @pytest.mark.slow  # trains a model
+def test_cosine_lr_schedule_decays_to_zero_over_the_epochs(seg_shards, monkeypatch):
+    """lr_schedule cosine: after epoch k of E the rate is lr x (1 + cos(pi k / E)) / 2 (hand-computed:
+    0.854, 0.5, 0.146, 0 of lr for E = 4); constant keeps lr; both are recorded in the metrics."""
+    monkeypatch.setattr(tr, "build_classifier", tiny_classifier)
+    base = {"epochs": 4, "patience": 4, "batch_size": 8, "lr": 1e-2, "weights": "none"}
+    cos = run(seg_shards, "inceptionv3_1", {"inceptionv3": {**base, "lr_schedule": "cosine"}})
+    np.testing.assert_allclose(cos.history["lr"], [0.0085355, 0.005, 0.0014645, 0.0], atol=1e-6)
+    const = run(seg_shards, "inceptionv3_1", {"inceptionv3": base})
+    np.testing.assert_allclose(const.history["lr"], [1e-2] * 4, rtol=1e-6)
+    assert (cos.metrics["lr_schedule"], const.metrics["lr_schedule"]) == ("cosine", "constant")
+
+
+@pytest.mark.slow  # trains a model
 def test_early_stopping_stops_after_patience_and_restores_best(seg_shards, monkeypatch):
     """Scripted val AUCs 0.6, 0.8, 0.7, 0.75, 0.79: patience 3 stops after epoch 5; epoch 2 is restored."""
     script = [0.6, 0.8, 0.7, 0.75, 0.79, 0.99, 0.99]

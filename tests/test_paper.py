@@ -53,7 +53,8 @@ def test_every_demo_override_has_a_line():
 def test_deviations_of_the_demo_config():
     d = paper.deviations(_config("config.yaml"), "synth-ptx").set_index("key")
     assert list(d.reset_index().columns) == paper.DEVIATION_COLUMNS
-    assert d.loc["image_size", "this_run"] == "192" and d.loc["image_size", "differs_from_released"] is True
+    assert d.loc["image_size", "this_run"] == "176" and d.loc["image_size", "differs_from_released"] is True
+    assert d.loc["models.inceptionv3.lr_schedule", "this_run"] == "cosine"
     assert d.loc["image_size", "differs_from_paper"] is None  # the paper states no size
     ig = d.loc["saliency.params.IG.steps"]
     assert ig["this_run"] == "10" and ig["differs_from_paper"] is True and ig["differs_from_released"] is False

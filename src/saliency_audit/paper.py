@@ -130,6 +130,7 @@ _ARCH = {"inceptionv3": "InceptionV3", "densenet121": "DenseNet121", "unet": "U-
 _PARAM = {
     "replicates": "replicates", "lr": "learning rate", "epochs": "max epochs", "patience": "early-stopping patience",
     "batch_size": "batch size", "bn_momentum": "BatchNorm momentum", "base_filters": "filters of the first level",
+    "lr_schedule": "learning-rate schedule",
 }  # fmt: skip
 _PAPER = "the paper's (supplement)"
 _KERAS = "not stated (Keras default)"
@@ -145,11 +146,15 @@ _TRAINING = (
     ("inceptionv3", "patience", 4, "4", _PAPER, ""),
     ("inceptionv3", "batch_size", NOT_STATED, "16", "not stated anywhere; a common size", ""),
     ("inceptionv3", "bn_momentum", NOT_STATED, "null (Keras 0.99)", "Keras' default", _KERAS),
+    ("inceptionv3", "lr_schedule", NOT_STATED, "constant", "the paper states Adam at one lr and early stopping, no schedule",
+     "not stated (Adam, early stopping)"),
     ("densenet121", "lr", 7.0e-5, "7e-5", _PAPER, ""),
     ("densenet121", "epochs", 30, "30", _PAPER, ""),
     ("densenet121", "patience", 5, "5", _PAPER, ""),
     ("densenet121", "batch_size", NOT_STATED, "16", "not stated anywhere; a common size", ""),
     ("densenet121", "bn_momentum", NOT_STATED, "null (Keras 0.99)", "Keras' default", _KERAS),
+    ("densenet121", "lr_schedule", NOT_STATED, "constant", "the paper states Adam at one lr and early stopping, no schedule",
+     "not stated (Adam, early stopping)"),
     ("unet", "lr", 1.0e-4, "1e-4", _PAPER, ""),
     ("unet", "epochs", 75, "75", _PAPER, ""),
     ("unet", "patience", 15, "15", _PAPER, ""),

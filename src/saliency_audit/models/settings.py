@@ -15,7 +15,7 @@ from ..errors import InputError
 
 #: The keys each architecture's ``models.<arch>`` block holds (beyond replicates and seeds).
 ARCH_KEYS = {
-    **{a: ("lr", "epochs", "patience", "batch_size", "weights", "bn_momentum") for a in CLASSIFIERS},
+    **{a: ("lr", "epochs", "patience", "batch_size", "weights", "bn_momentum", "lr_schedule") for a in CLASSIFIERS},
     "unet": ("lr", "epochs", "patience", "batch_size", "plateau_patience", "plateau_factor", "base_filters", "depth"),
     "retinanet": ("lr", "epochs", "patience", "batch_size", "score_threshold"),
 }
@@ -37,6 +37,7 @@ class ModelSettings:
     shuffle_buffer: int
     weights: str | None = None  # classifiers
     bn_momentum: float | None = None  # classifiers; None keeps Keras' 0.99
+    lr_schedule: str | None = None  # classifiers: constant or cosine
     plateau_patience: int | None = None  # U-Net
     plateau_factor: float | None = None  # U-Net
     base_filters: int | None = None  # U-Net

@@ -225,8 +225,15 @@ def train_model(
     model, monitor, mode = setup.model, spec.monitor, spec.mode
     info.update(setup.info)
 
+    rate = lr
+    if st.lr_schedule == "cosine":  # from lr to 0 over every step of the epochs
+        steps = int(setup.train_ds.cardinality().numpy())
+        rate = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps))
+        info["lr_schedule"] = "cosine"
+    elif st.lr_schedule is not None:
+        info["lr_schedule"] = st.lr_schedule
     # XLA compilation of a 300-layer graph costs minutes on a small CPU; opt in on GPUs
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=setup.loss, jit_compile=bool(st.jit_compile))
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=setup.loss, jit_compile=bool(st.jit_compile))
     metrics_cb = EpochMetrics.make(arch, val_paths, batch, model_id)
     stop = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True)
     log.info("training %s (%s, %d train images, %s weights, seed %d): lr %g, <= %d epochs, patience %d on %s",
