@@ -60,7 +60,7 @@ def test_deviations_of_the_demo_config():
     assert ig["this_run"] == "10" and ig["differs_from_paper"] is True and ig["differs_from_released"] is False
     sg = d.loc["saliency.params.SG.noise"]  # not overridden: the registry default, as both sources
     assert sg["this_run"] == "0.15" and sg["differs_from_paper"] is False and sg["differs_from_released"] is False
-    assert d.loc["saliency.params.SIG", "this_run"] == "5 x 5"
+    assert d.loc["saliency.params.SIG", "this_run"] == "4 x 4"
     assert d.loc["models.inceptionv3.weights", "differs_from_paper"] is True
     md = paper.deviations_markdown(d.reset_index(), "synth-ptx")
     assert md.startswith("# Deviations from the paper (synth-ptx)")
