@@ -229,8 +229,7 @@ def train_model(
     if st.lr_schedule == "cosine":  # from lr to 0 over every step of the epochs
         steps = int(setup.train_ds.cardinality().numpy())
         rate = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps))
-        info["lr_schedule"] = "cosine"
-    elif st.lr_schedule is not None:
+    if st.lr_schedule is not None:  # classifiers
         info["lr_schedule"] = st.lr_schedule
     # XLA compilation of a 300-layer graph costs minutes on a small CPU; opt in on GPUs
     model.compile(optimizer=keras.optimizers.Adam(rate), loss=setup.loss, jit_compile=bool(st.jit_compile))
