@@ -32,6 +32,7 @@ rule import_maps:
     params:
         dataset=lambda wc: config["datasets"][wc.dataset],
         images=config["saliency"]["images"],
+        max_images=config["saliency"]["max_images"],
         code=BYOM_CODE,
     script:
         "../workflow_scripts/import_maps.py"

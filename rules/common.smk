@@ -169,6 +169,8 @@ def byom_map_files(wildcards):
     m = m[(m["split"] == "test") & (m["shard"] == int(wildcards.shard))]
     if config["saliency"]["images"] != "all":
         m = m[m["has_finding"]]
+    if config["saliency"]["max_images"] is not None:  # the manifest is in shard (image-id) order
+        m = m.head(config["saliency"]["max_images"])
     rows = byom_layout(wildcards.dataset)["rows"]
     sel = rows[
         (rows["model_id"] == wildcards.model)

@@ -20,12 +20,16 @@ if cost.ingest_seconds(CALIBRATION) is None:  # `calibrate` measures the GPU wor
 
 
 @functools.lru_cache(maxsize=None)
-def _map_image_counts(path, mtime_ns, images):
+def _map_image_counts(path, mtime_ns, images, max_images):
     m = _read_manifest(path, mtime_ns)
     m = m[m["split"] == "test"]
     if images != "all":
         m = m[m["has_finding"].astype(bool)]
-    return {int(k): int(v) for k, v in m.groupby("shard").size().items()}
+    counts = m.groupby("shard").size()
+    return {
+        int(k): int(v if max_images is None else min(v, max_images))
+        for k, v in counts.items()
+    }
 
 
 def map_images(dataset, shard):
@@ -34,7 +38,10 @@ def map_images(dataset, shard):
     if not os.path.exists(path):
         return config["shards"]["size"]
     counts = _map_image_counts(
-        path, os.stat(path).st_mtime_ns, config["saliency"]["images"]
+        path,
+        os.stat(path).st_mtime_ns,
+        config["saliency"]["images"],
+        config["saliency"]["max_images"],
     )
     return counts.get(int(shard), 0)
 
@@ -148,7 +155,10 @@ def estimate_test_images():
         if os.path.exists(path):
             out[ds] = dict(
                 _map_image_counts(
-                    path, os.stat(path).st_mtime_ns, config["saliency"]["images"]
+                    path,
+                    os.stat(path).st_mtime_ns,
+                    config["saliency"]["images"],
+                    config["saliency"]["max_images"],
                 )
             )
         else:

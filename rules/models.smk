@@ -78,6 +78,7 @@ rule localizer_maps:
         runtime=60,
     params:
         images=config["saliency"]["images"],
+        max_images=config["saliency"]["max_images"],
         # RetinaNet only: a new threshold must not rerun the U-Net maps
         score_threshold=lambda wc: (
             config["models"]["retinanet"]["score_threshold"]

@@ -28,6 +28,7 @@ ONE_METHOD = SAL["job_per"] == "method"
 MAPS_PARAMS = dict(
     target=SAL["target"],
     images=SAL["images"],
+    max_images=SAL["max_images"],
     batch_size=SAL["batch_size"],
     channel_reduction=SAL["channel_reduction"],
     dtype=SAL["dtype"],
@@ -127,6 +128,7 @@ rule xrai_segments:
         runtime=lambda wc: segments_runtime(wc),  # rules/estimate.smk
     params:
         images=SAL["images"],
+        max_images=SAL["max_images"],
         code=plan.package_hash("saliency"),
     script:
         "../workflow_scripts/xrai_segments.py"

@@ -452,6 +452,8 @@ def test_missing_map_files_name_the_index_row_needed_or_not(tmp_path, caplog):
     args = ("cxl", ds, tmp_path / "manifest.csv", tmp_path / "test_000.npz", "inceptionv3_1", "original", "gradcam")
     out = importer.import_maps_file(*args)
     assert list(out["ids"]) == [IDS[0], IDS[1], IDS[3]]
+    capped = importer.import_maps_file(*args, "with_finding", 2)  # saliency.max_images: the first 2
+    assert list(capped["ids"]) == [IDS[0], IDS[1]] and np.array_equal(capped["maps"], out["maps"][:2])
     msg = f"index.csv (model netA, state original, method gradcam): row {unneeded + 2}: image {IDS[2]}: map file"
     assert msg in caplog.text and "not found (not needed" in caplog.text
     (tmp_path / df.loc[needed, "path"]).unlink()

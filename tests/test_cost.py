@@ -195,6 +195,8 @@ def test_fallback_test_images(tmp_path):
     split = tmp_path / "s.csv"
     split.write_text(",Image_ID,Split\n" + "".join(f"{i},id{i},{'test' if i % 2 else 'train'}\n" for i in range(10)))
     config = {"datasets": {"a": {"kind": "siim", "split_file": str(split)}, "b": {"kind": "synthetic", "n_images": 48}},
-              "shards": {"size": 2}, "split": {"fractions": [0.8, 0.1, 0.1]}}
+              "shards": {"size": 2}, "split": {"fractions": [0.8, 0.1, 0.1]}, "saliency": {"max_images": None}}
     assert cost.fallback_test_images(config, "a", tmp_path) == {0: 2, 1: 2, 2: 1}  # 5 test rows
     assert cost.fallback_test_images(config, "b", tmp_path) == {0: 2, 1: 2, 2: 1}  # round(4.8) = 5
+    config["saliency"]["max_images"] = 1  # at most 1 image of each shard gets maps
+    assert cost.fallback_test_images(config, "a", tmp_path) == {0: 1, 1: 1, 2: 1}

@@ -36,8 +36,12 @@ def test_npz_round_trip_and_truncation_is_detected(tmp_path):
 
 def test_map_image_index():
     shard = {"ids": np.array(["a", "b", "c"]), "has_finding": np.array([True, False, True])}
-    assert io.map_image_index(shard).tolist() == [0, 2]
-    assert io.map_image_index(shard, "all").tolist() == [0, 1, 2]
+    assert io.map_image_index(shard, "with_finding", None).tolist() == [0, 2]
+    assert io.map_image_index(shard, "all", None).tolist() == [0, 1, 2]
+    # saliency.max_images keeps the first of the selected images, in shard order
+    assert io.map_image_index(shard, "with_finding", 1).tolist() == [0]
+    assert io.map_image_index(shard, "all", 2).tolist() == [0, 1]
+    assert io.map_image_index(shard, "with_finding", 5).tolist() == [0, 2]
 
 
 #: a validated config: the replicates are the schema's defaults (inceptionv3 2, densenet121 1, unet 2, retinanet 2)

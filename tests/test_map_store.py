@@ -40,7 +40,7 @@ def job(tmp_path):
         methods={"GRAD": {}, "SG": {"samples": 2, "noise": 0.15, "magnitude": True}, "GGCAM": {}},
         seeds={"SG": 123},
         randomization={"seed": 5, "initializer": "glorot_uniform"},
-        images="all",
+        images=["img-0", "img-2"],
         target="positive",
         channel_reduction="abs_sum",
         cam_normalization="minmax",
@@ -54,7 +54,7 @@ def job(tmp_path):
 CHANGES = {
     "state": "cascade-mixed4",
     "randomization": {"seed": 6, "initializer": "glorot_uniform"},
-    "images": "positive",
+    "images": ["img-0"],  # saliency.max_images 1
     "target": "predicted",
     "channel_reduction": "sum",
     "gradcam_layer": "mixed9",

@@ -18,6 +18,7 @@ with rule_logging(snakemake) as log:
             wc.state,
             wc.method,
             snakemake.params.images,
+            snakemake.params.max_images,
         )
         io.write_npz(snakemake.output[0], **arrays)
         log.info("imported %d %s maps of %s/%s to %s", len(arrays["ids"]), wc.method, wc.model, wc.state,

@@ -9,7 +9,7 @@ from saliency_audit.smk import rule_logging
 with rule_logging(snakemake) as log:
     set_tf_threads(snakemake.threads)
     shard = io.read_shard(snakemake.input.shard)
-    idx = io.map_image_index(shard, snakemake.params.images)
+    idx = io.map_image_index(shard, snakemake.params.images, snakemake.params.max_images)
     model = load_model(snakemake.input.model)
     arch = arch_of(snakemake.wildcards.model)
     maps = localizer_maps(model, arch, shard["images"][idx], score_threshold=snakemake.params.score_threshold)

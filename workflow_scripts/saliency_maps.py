@@ -17,7 +17,7 @@ with rule_logging(snakemake) as log:
     p = snakemake.params
     job = p.job
     shard = io.read_shard(snakemake.input.shard)
-    idx = io.map_image_index(shard, p.images)
+    idx = io.map_image_index(shard, p.images, p.max_images)
     x = to_model_input(shard["images"][idx])
     ids = np.asarray(shard["ids"])[idx].astype(str)
     outputs = {Path(o).parts[-3:-1]: o for o in snakemake.output}  # (state, method) -> path
@@ -25,7 +25,7 @@ with rule_logging(snakemake) as log:
              job["states"], list(job["methods"]))
     # maps made before from the same inputs (saliency_audit.saliency.store) are linked, not computed
     store = MapStore(store_root(snakemake.output[0]))
-    keys = job_keys(job, model=snakemake.input.model, shard=snakemake.input.shard, images=p.images, target=p.target,
+    keys = job_keys(job, model=snakemake.input.model, shard=snakemake.input.shard, images=ids.tolist(), target=p.target,
                     channel_reduction=p.channel_reduction, dtype=p.dtype,
                     code={"saliency": p.code, "models": p.code_models})
     todo = store.fetch(keys, outputs)

@@ -8,6 +8,6 @@ from saliency_audit.smk import progress, rule_logging
 
 with rule_logging(snakemake) as log:
     shard = io.read_shard(snakemake.input.shard)
-    idx = io.map_image_index(shard, snakemake.params.images)
+    idx = io.map_image_index(shard, snakemake.params.images, snakemake.params.max_images)
     write_regions(snakemake.output[0], shard["ids"][idx], to_model_input(shard["images"][idx]), progress=progress)
     log.info("XRAI regions of %d images written to %s", len(idx), snakemake.output[0])

@@ -17,6 +17,7 @@ Run ``python -m saliency_audit.paper`` to print the protocol table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -99,6 +100,25 @@ def _data(config, dataset):
     return (config["datasets"].get(dataset) or {}).get("kind")
 
 
+#: the published split files (resources/splits/): SIIM 8646/961/1068, RSNA 12039/1338/1486
+PUBLISHED_SPLITS = ("pneumothorax_splits.csv", "pneumonia_splits.csv")
+
+
+def _split(config, dataset):
+    """train:val:test in percent, or the split file's name (the published ones: 81:9:10)."""
+    split_file = (config["datasets"].get(dataset) or {}).get("split_file")
+    if split_file:
+        name = Path(split_file).name
+        return "81:9:10" if name in PUBLISHED_SPLITS else f"file {name}"
+    fr = config["split"]["fractions"]
+    return ":".join(f"{100 * f / sum(fr):.0f}" for f in fr)
+
+
+def _map_images(config, dataset):
+    cap = config["saliency"]["max_images"]
+    return "all" if cap is None else f"first {cap} per test shard"
+
+
 def _sig(config, dataset):
     return f"{method_param('SIG', 'samples')(config, dataset)} x {method_param('SIG', 'steps')(config, dataset)}"
 
@@ -172,6 +192,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("datasets.*.kind", "data", ("siim", "rsna"), ("siim", "rsna"), _data, "siim / rsna (the demo: synthetic phantoms)",
             "the real data need a Kaggle account; the demo runs anywhere",
             paper_text="SIIM-ACR Pneumothorax, RSNA Pneumonia", released_text="not released (maps of SIIM/RSNA)"),
+    Setting("split.fractions", "train:val:test split", "81:9:10", "81:9:10", _split, "81:9:10",
+            "the paper's, stratified by label (a dataset's split_file replaces it)",
+            paper_text="81:9:10 stratified by label", released_text="81:9:10 (split files)"),
     Setting("image_size", "input image size", NOT_STATED, 320, _image_size, "320",
             "the released code's; the paper states only a 10 x 10 final feature map",
             paper_text="not stated (10 x 10 final feature map)"),
@@ -185,6 +208,9 @@ SETTINGS: tuple[Setting, ...] = (
             released_text="training not released"),
     Setting("models.densenet121.weights", "DenseNet121 initial weights", "imagenet", NOT_STATED,
             _weights("densenet121"), "imagenet", "the paper's", released_text="training not released"),
+    Setting("saliency.max_images", "test images with a finding that get maps", "all", NOT_STATED, _map_images,
+            "all", "the paper's: every test image with a finding (saliency.images) is mapped and scored",
+            paper_text="all", released_text="not stated"),
     Setting("saliency.target", "explained output", NOT_STATED, "predicted", key("saliency.target"),
             "positive (the positive-class logit)",
             "one fixed output for every image, so maps of one image are comparable across models and states",

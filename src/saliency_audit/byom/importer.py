@@ -156,7 +156,7 @@ def warn_unneeded_missing(rows: pd.DataFrame, unneeded_ids, images: str, what: s
 
 
 def import_shard_maps(rows: pd.DataFrame, shard: dict, images: str, interpolation: str, rescale: str,
-                      method: str, what: str = "maps index") -> dict:
+                      method: str, what: str = "maps index", max_images: int | None = None) -> dict:
     """The ``ids`` and ``maps`` of one maps file: one model, state and method, one test shard.
 
     Parameters
@@ -164,11 +164,12 @@ def import_shard_maps(rows: pd.DataFrame, shard: dict, images: str, interpolatio
     rows : index rows of one (model, state, method) (``image_id``, ``path``, ``_line``)
     shard : a test shard (:func:`saliency_audit.io.read_shard`)
     images : ``saliency.images`` (with_finding | all): which shard images get maps
+    max_images : ``saliency.max_images``: at most this many of them, the first (None: all)
     method : the internal method id (decides ``auto`` rescaling)
     """
     ids = np.asarray(shard["ids"]).astype(str)
     size = int(np.asarray(shard["masks"]).shape[1])
-    sel = io.map_image_index(shard, images)
+    sel = io.map_image_index(shard, images, max_images)
     by_id = dict(zip(rows["image_id"], zip(rows["path"], rows["_line"])))
     missing = [i for i in ids[sel] if i not in by_id]
     if missing:
@@ -187,7 +188,7 @@ def import_shard_maps(rows: pd.DataFrame, shard: dict, images: str, interpolatio
 
 
 def import_maps_file(dataset: str, ds_cfg: dict, manifest_path, shard_path, model: str, state: str,
-                     method: str, images: str = "with_finding") -> dict:
+                     method: str, images: str = "with_finding", max_images: int | None = None) -> dict:
     """Arrays of ``results/{dataset}/maps/{model}/{state}/{method}/test_{shard}.npz`` from the index.
 
     Checks first that every image id of the index is an image of the dataset (a mismatched id is
@@ -212,6 +213,7 @@ def import_maps_file(dataset: str, ds_cfg: dict, manifest_path, shard_path, mode
         mcfg["rescale"],
         method,
         what=f"{index_path(ds_cfg)} (model {label}, state {sel['state'].iloc[0]}, method {sel['method'].iloc[0]})",
+        max_images=max_images,
     )
 
 

@@ -58,6 +58,7 @@ class ScoreSettings:
     normalization: str  # saliency.normalization
     cam_normalization: str  # saliency.cam_normalization
     images: str  # saliency.images
+    max_images: int | None  # saliency.max_images
     data_range: float  # criteria.ssim_data_range
     win_size: int  # criteria.ssim_win_size
     similarity: tuple[str, ...]  # criteria.similarity
@@ -73,6 +74,7 @@ class ScoreSettings:
                 normalization=sal["normalization"],
                 cam_normalization=sal["cam_normalization"],
                 images=sal["images"],
+                max_images=sal["max_images"],
                 data_range=float(crit["ssim_data_range"]),
                 win_size=int(crit["ssim_win_size"]),
                 similarity=tuple(crit["similarity"]),
@@ -335,7 +337,7 @@ def utility_shard(p: dict, cfg: ScoreSettings, normalizer=None) -> pd.DataFrame:
     shard = io.read_shard(p["shard"])
     shard_ids = np.asarray(shard["ids"]).astype(str)
     masks = np.asarray(shard["masks"])
-    sel = io.map_image_index(shard, cfg.images)
+    sel = io.map_image_index(shard, cfg.images, cfg.max_images)
     has = np.asarray(shard["has_finding"], bool)
     keep = sel[has[sel] & masks[sel].any(axis=(1, 2))]
     dropped = sel[has[sel] & ~np.isin(sel, keep)]

@@ -112,10 +112,10 @@ def _normalize(maps, method, mode, cam):
     return normalize(maps, method, mode, cam=cam)
 
 
-def load_shard_examples(shard_path, images_mode: str, k: int):
-    """ids, images, masks of the first ``k`` test images that have maps."""
+def load_shard_examples(shard_path, s: dict, k: int):
+    """ids, images, masks of the first ``k`` test images that have maps (``s``: the figure's settings)."""
     sh = io.read_shard(shard_path)
-    idx = io.map_image_index(sh, images_mode)[:k]
+    idx = io.map_image_index(sh, s["images"], s["max_images"])[:k]
     return np.asarray(sh["ids"]).astype(str)[idx], sh["images"][idx], sh["masks"][idx]
 
 
@@ -136,7 +136,7 @@ def overlay_data(files: dict, s: dict, utility: pd.DataFrame | None, metric="aup
     """Arrays of Fig 2c/d: images, masks, ``{column: maps}``, ``{column: utility per image}``."""
     from ..stats.groups import AVG, LOCALIZER_LABEL
 
-    ids, images, masks = load_shard_examples(files["shard"], s["images"], s["example_images"])
+    ids, images, masks = load_shard_examples(files["shard"], s, s["example_images"])
     loc = LOCALIZER_LABEL[s["localizer"]]
     maps, scores = {}, {}
     for m, path in files["maps"].items():
@@ -163,7 +163,7 @@ def _lookup(utility, ids, metric, **where):
 
 def randomization_data(files: dict, s: dict):
     """Arrays of Fig 3b: the first example image and ``{method: {state: map}}``."""
-    ids, images, _ = load_shard_examples(files["shard"], s["images"], 1)
+    ids, images, _ = load_shard_examples(files["shard"], s, 1)
     if not len(ids):
         return None, None, {}
     out = {

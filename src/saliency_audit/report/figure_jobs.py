@@ -17,15 +17,16 @@ from . import examples, figures
 KEYS = {
     "fig2_utility": ("methods", "localizer", "full_states", "primary", "dpi"),
     "fig2_examples": (
-        "methods", "localizer", "primary", "images", "normalization", "cam_normalization", "example_images", "dpi",
+        "methods", "localizer", "primary", "images", "max_images", "normalization", "cam_normalization",
+        "example_images", "dpi",
     ),
     "figS4_pr_curve": (
-        "methods", "localizer", "primary", "images", "normalization", "cam_normalization", "example_images",
-        "pr_method", "dpi",
+        "methods", "localizer", "primary", "images", "max_images", "normalization", "cam_normalization",
+        "example_images", "pr_method", "dpi",
     ),
     "fig3a_randomization": ("methods", "primary", "cascades", "dpi"),
     "fig3b_randomization_example": (
-        "states", "randomized_methods", "images", "normalization", "cam_normalization", "dpi",
+        "states", "randomized_methods", "images", "max_images", "normalization", "cam_normalization", "dpi",
     ),
     "fig4_repeatability_reproducibility": (
         "methods", "localizer", "full_states", "primary", "low_baseline_ssim", "dpi",

@@ -325,5 +325,7 @@ def in_shards(n: int, size: int) -> dict:
 def fallback_test_images(config: dict, dataset: str, splits_dir) -> dict:
     """test shard -> images, before the manifest exists (:func:`fallback_split_images`); every test
     image counted (an upper bound when only images with a finding get maps), in shards of
-    ``shards.size``."""
-    return in_shards(fallback_split_images(config, dataset, splits_dir)["test"], config["shards"]["size"])
+    ``shards.size``, at most ``saliency.max_images`` per shard."""
+    cap = config["saliency"]["max_images"]
+    shards = in_shards(fallback_split_images(config, dataset, splits_dir)["test"], config["shards"]["size"])
+    return {k: n if cap is None else min(n, cap) for k, n in shards.items()}

@@ -123,7 +123,9 @@ def method_keys(*, model, shard, state: str, methods: dict, seeds: dict, randomi
         method id -> noise seed, for methods with noise (the others get None).
     randomization : dict or None
         ``{'seed', 'initializer'}`` of a randomized state, None for ``original``.
-    images, target, channel_reduction, gradcam_layer, dtype
+    images : list of str
+        The ids of the shard's images that get maps (``saliency.images`` and ``max_images`` select them).
+    target, channel_reduction, gradcam_layer, dtype
         The job's ``saliency.*`` settings of the same names.
     cam_normalization : str or None
         ``saliency.cam_normalization``; part of GGCAM's key only (no other method reads it).

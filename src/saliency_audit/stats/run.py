@@ -48,6 +48,7 @@ class StatsSettings:
     randomized_methods: tuple[str, ...]  # methods with maps in every randomization state (BYOM: maybe not all)
     primary: str  # the audited classifier (plan.PRIMARY)
     images: str  # saliency.images
+    max_images: int | None  # saliency.max_images
     normalization: str  # saliency.normalization
     cam_normalization: str  # saliency.cam_normalization (the example figures normalize maps as scored)
     example_images: int  # report.example_images
@@ -89,6 +90,7 @@ class StatsSettings:
             ),
             primary=plan.PRIMARY,
             images=sal["images"],
+            max_images=sal["max_images"],
             normalization=sal["normalization"],
             cam_normalization=sal["cam_normalization"],
             example_images=int(rep["example_images"]),
