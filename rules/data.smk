@@ -13,6 +13,7 @@ checkpoint manifest:
         "benchmarks/out/{dataset}/data/manifest.tsv"
     conda:
         "../envs/data.yaml"
+    priority: plan.job_priority("data")
     resources:
         mem_mb=2000,
         runtime=30,
@@ -39,6 +40,7 @@ rule shard:
         "benchmarks/out/{dataset}/data/shard_{split}_{shard}.tsv"
     conda:
         "../envs/data.yaml"
+    priority: plan.job_priority("data")
     resources:
         mem_mb=shard_mem,  # rules/cost.smk
         runtime=shard_runtime,

@@ -17,6 +17,7 @@ rule train_model:
         "logs/{dataset}/models/{model}/train.log",
     benchmark:
         "benchmarks/out/{dataset}/models/{model}/train.tsv"
+    priority: lambda wc: plan.job_priority("train", wc.model)
     conda:
         "../envs/tensorflow.yaml"
     threads: tf_threads
@@ -69,6 +70,7 @@ rule localizer_maps:
     wildcard_constraints:
         model=r"(unet|retinanet)_\d+",
         dataset=plan.dataset_regex(plan.trained_datasets(config)),  # never a BYOM dataset
+    priority: lambda wc: plan.job_priority("maps", wc.model)
     conda:
         "../envs/tensorflow.yaml"
     threads: tf_threads

@@ -56,6 +56,7 @@ rule saliency_maps:
         **SALIENCY_CONSTRAINTS,
     conda:
         "../envs/tensorflow.yaml"
+    priority: lambda wc: plan.job_priority("maps", wc.model)
     threads: tf_threads
     resources:
         mem_mb=maps_mem,  # rules/cost.smk
@@ -95,6 +96,7 @@ if SAL["job_per"] == "model":
             dataset=SALIENCY_CONSTRAINTS["dataset"],
         conda:
             "../envs/tensorflow.yaml"
+        priority: plan.job_priority("states", plan.PRIMARY)
         threads: tf_threads
         resources:
             mem_mb=maps_mem,  # rules/cost.smk
@@ -122,6 +124,7 @@ rule xrai_segments:
         dataset=SALIENCY_CONSTRAINTS["dataset"],
     conda:
         "../envs/tensorflow.yaml"
+    priority: plan.job_priority("data")
     threads: 1
     resources:
         mem_mb=2000,

@@ -49,7 +49,9 @@ def test_maps_runtime_from_cost_model_and_shard(tmp_path):
     out = _snakemake(tmp_path, config_path, "-n", *targets)
     runtime = {
         (m, s): int(r)
-        for m, s, r in re.findall(r"method=(\w+), shard=(\d{3})\n\s*resources: [^\n]*?runtime=(\d+)", out)
+        for m, s, r in re.findall(
+            r"method=(\w+), shard=(\d{3})\n(?:\s*priority: \d+\n)?\s*resources: [^\n]*?runtime=(\d+)", out
+        )
     }
     assert set(runtime) == set(jobs), out[-3000:]
     table = cost.read_calibration(cost.SHIPPED_CALIBRATION)
@@ -71,7 +73,7 @@ def test_shard_and_training_resources_from_cost_model(tmp_path):
                "results/siim/maps/inceptionv3_1/original/SIG/test_000.npz"]
     out = _snakemake(tmp_path, config_path, "-n", *targets)
     res = {w: dict(kv.split("=") for kv in r.split(", ") if "=" in kv)
-           for w, r in re.findall(r"wildcards: ([^\n]*)\n\s*resources: ([^\n]*)", out)}
+           for w, r in re.findall(r"wildcards: ([^\n]*)\n(?:\s*priority: \d+\n)?\s*resources: ([^\n]*)", out)}
     table = cost.read_calibration(cost.SHIPPED_CALIBRATION)
     full = res["dataset=siim, split=train, shard=000"]
     last = res["dataset=siim, split=train, shard=033"]  # 8646 - 33 x 256 = 198 images

@@ -14,16 +14,20 @@ TF_RULES = {"train_model", "localizer_maps", "saliency_maps", "saliency_maps_sta
 
 
 def planned_jobs(text: str) -> list[dict]:
-    """(rule, threads, resources) of every job in a ``snakemake -n`` printout."""
+    """(rule, threads, resources, priority, wildcards) of every job in a ``snakemake -n`` printout."""
     jobs = []
     for block in re.split(r"\n\s*\n", text):
         rule = re.search(r"^(?:local)?(?:rule|checkpoint) (\w+):", block, re.M)
         if not rule:
             continue
         threads = re.search(r"^\s+threads: (\d+)", block, re.M)
+        priority = re.search(r"^\s+priority: (\d+)", block, re.M)  # printed when not 0
         res = re.search(r"^\s+resources: (.*)$", block, re.M)
         resources = dict(kv.split("=", 1) for kv in res.group(1).split(", ")) if res else {}
-        jobs.append(dict(rule=rule.group(1), threads=int(threads.group(1)) if threads else 1, resources=resources))
+        wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        jobs.append(dict(rule=rule.group(1), threads=int(threads.group(1)) if threads else 1, resources=resources,
+                         priority=int(priority.group(1)) if priority else 0,
+                         wildcards=dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}))
     return jobs
 
 
@@ -80,6 +84,32 @@ def test_tiny_runs_keep_their_thread_counts(workdir):
     """The tests' tiny runs (tests/conftest.py): one thread per TensorFlow job, two at a time."""
     tf, _ = by_kind(dry_run(workdir, "--cores", "2", *TF_THREADS, "--resources", "gpu=2"))
     assert {j["threads"] for j in tf} == {1}
+
+
+@pytest.mark.slow
+def test_ready_tf_jobs_take_the_slots_longest_chain_first(workdir):
+    """Snakemake priorities of the planned jobs (plan.job_priority): the data first (every job waits
+    on them; with both cores held by TensorFlow jobs a shard job would otherwise wait behind them),
+    then the primary model's randomization-states job, its training, the other classifiers'
+    trainings and maps; the localizers' jobs last, as every other job."""
+    jobs = dry_run(workdir, "--cores", "2", "--resources", "gpu=2")
+    prio = {}
+    for j in jobs:
+        if j["rule"] in TF_RULES:
+            prio.setdefault((j["rule"], j["wildcards"].get("model", "inceptionv3_1")), set()).add(j["priority"])
+        else:
+            prio.setdefault((j["rule"], None), set()).add(j["priority"])
+    assert {k: v for k, v in prio.items() if v != {0}} == {
+        ("shard", None): {5},
+        ("xrai_segments", None): {5},
+        ("saliency_maps_states", "inceptionv3_1"): {4},
+        ("train_model", "inceptionv3_1"): {3},
+        ("train_model", "inceptionv3_2"): {2},
+        ("train_model", "densenet121_1"): {2},
+        ("saliency_maps", "inceptionv3_2"): {1},
+        ("saliency_maps", "densenet121_1"): {1},
+    }, prio
+    assert {("train_model", f"{loc}_{r}") for loc in ("unet", "retinanet") for r in (1, 2)} <= set(prio)
 
 
 def test_tf_job_threads():

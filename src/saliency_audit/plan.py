@@ -30,6 +30,28 @@ INCEPTION_STEM = "stem"
 PRIMARY = "inceptionv3_1"
 
 
+def job_priority(job: str, model: str | None = None) -> int:
+    """Snakemake ``priority`` of a job: which ready job takes free cores or a free ``gpu`` slot first.
+
+    ``job``: ``data`` (manifest, shards, XRAI's segments: every later job waits on them), or a
+    TensorFlow job of ``model``: ``train``, ``maps``, or ``states`` (the primary model's maps of
+    every randomization state). The data first; then the longest chain: the primary model's
+    training, then its states job (the run's longest job); the other classifiers' trainings, then
+    their maps; the localizers' short jobs last, so they fill the end of a run rather than a long
+    job running alone at the end. In the demo, without it the states job of one dataset waited
+    15 minutes behind other trainings and ran alone for the last 3 (2 cores, ``--resources gpu=2``).
+    """
+    if job == "data":
+        return 5
+    if job == "states":
+        return 4
+    if not is_classifier(model):
+        return 0
+    if job == "train":
+        return 3 if model == PRIMARY else 2
+    return 1
+
+
 def derive_seed(base: int, *keys) -> int:
     """A stable 31-bit seed from the top-level seed and any keys (same inputs, same seed)."""
     text = ":".join([str(int(base))] + [str(k) for k in keys])
