@@ -19,7 +19,7 @@ from saliency_audit.smk import quiet_tensorflow  # noqa: E402
 quiet_tensorflow()
 # conda envs install this package from here (envs/*.post-deploy.sh)
 os.environ.setdefault("SALIENCY_AUDIT_SRC", str(Path(workflow.basedir)))
-from saliency_audit import paper, paths, plan  # noqa: E402
+from saliency_audit import io, paper, paths, plan  # noqa: E402
 from saliency_audit.progress import format_stage_times, stage_times  # noqa: E402
 from saliency_audit.resources import tf_job_threads  # noqa: E402
 from saliency_audit.saliency.registry import resolve_params  # noqa: E402
@@ -167,10 +167,11 @@ def byom_map_files(wildcards):
     stops the job naming the index CSV row (MissingInputException would name no row)."""
     m = manifest(wildcards.dataset)
     m = m[(m["split"] == "test") & (m["shard"] == int(wildcards.shard))]
-    if config["saliency"]["images"] != "all":
-        m = m[m["has_finding"]]
-    if config["saliency"]["max_images"] is not None:  # the manifest is in shard (image-id) order
-        m = m.head(config["saliency"]["max_images"])
+    m = m.iloc[
+        io.map_image_index(
+            m, config["saliency"]["images"], config["saliency"]["max_images"]
+        )
+    ]
     rows = byom_layout(wildcards.dataset)["rows"]
     sel = rows[
         (rows["model_id"] == wildcards.model)

@@ -23,12 +23,9 @@ if cost.ingest_seconds(CALIBRATION) is None:  # `calibrate` measures the GPU wor
 def _map_image_counts(path, mtime_ns, images, max_images):
     m = _read_manifest(path, mtime_ns)
     m = m[m["split"] == "test"]
-    if images != "all":
-        m = m[m["has_finding"].astype(bool)]
-    counts = m.groupby("shard").size()
     return {
-        int(k): int(v if max_images is None else min(v, max_images))
-        for k, v in counts.items()
+        int(k): len(io.map_image_index(rows, images, max_images))
+        for k, rows in m.groupby("shard")
     }
 
 

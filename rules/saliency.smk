@@ -96,7 +96,7 @@ if SAL["job_per"] == "model":
             dataset=SALIENCY_CONSTRAINTS["dataset"],
         conda:
             "../envs/tensorflow.yaml"
-        priority: plan.job_priority("states", plan.PRIMARY)
+        priority: plan.job_priority("states")
         threads: tf_threads
         resources:
             mem_mb=maps_mem,  # rules/cost.smk

@@ -105,15 +105,17 @@ def read_shard(path):
     return read_npz(path, required=SHARD_KEYS)
 
 
-def map_image_index(shard: dict, images: str, max_images: int | None):
+def map_image_index(shard, images: str, max_images: int | None):
     """Indices of a test shard's images that get maps: ``saliency.images`` (with_finding | all)
     selects, ``saliency.max_images`` keeps the first ones of those (shard order is image-id order;
     None: all of them).
 
-    Saliency maps and localizer maps are stored for exactly these images, in shard order.
+    ``shard``: a test shard, or the manifest rows of one (in manifest order: the shard's order);
+    only its ``has_finding`` is read. Saliency maps and localizer maps are stored for exactly these
+    images, in shard order.
     """
     if images == "all":
-        idx = np.arange(len(shard["ids"]))
+        idx = np.arange(len(shard["has_finding"]))
     else:
         idx = np.flatnonzero(np.asarray(shard["has_finding"], bool))
     return idx if max_images is None else idx[: int(max_images)]

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .plan import image_size
+from .saliency.cost import PUBLISHED_SPLITS
 
 #: Shown when the paper or the released code does not state a value.
 NOT_STATED = None
@@ -100,16 +101,12 @@ def _data(config, dataset):
     return (config["datasets"].get(dataset) or {}).get("kind")
 
 
-#: the published split files (resources/splits/): SIIM 8646/961/1068, RSNA 12039/1338/1486
-PUBLISHED_SPLITS = ("pneumothorax_splits.csv", "pneumonia_splits.csv")
-
-
 def _split(config, dataset):
     """train:val:test in percent, or the split file's name (the published ones: 81:9:10)."""
     split_file = (config["datasets"].get(dataset) or {}).get("split_file")
     if split_file:
         name = Path(split_file).name
-        return "81:9:10" if name in PUBLISHED_SPLITS else f"file {name}"
+        return "81:9:10" if name in PUBLISHED_SPLITS.values() else f"file {name}"
     fr = config["split"]["fractions"]
     return ":".join(f"{100 * f / sum(fr):.0f}" for f in fr)
 

@@ -34,7 +34,7 @@ def job_priority(job: str, model: str | None = None) -> int:
     """Snakemake ``priority`` of a job: which ready job takes free cores or a free ``gpu`` slot first.
 
     ``job``: ``data`` (manifest, shards, XRAI's segments: every later job waits on them), or a
-    TensorFlow job of ``model``: ``train``, ``maps``, or ``states`` (the primary model's maps of
+    TensorFlow job: ``train`` or ``maps`` of ``model``, or ``states`` (the primary model's maps of
     every randomization state). The data first; then the longest chain: the primary model's
     training, then its states job (the run's longest job); the other classifiers' trainings, then
     their maps; the localizers' short jobs last, so they fill the end of a run rather than a long
